@@ -1,0 +1,110 @@
+# chatd — build, run and test. `make run` and `make test` set up what is
+# missing (scripts/deps.sh), so they work on a fresh Debian 12 machine.
+
+BUILD   ?= build
+SAN     ?= 0
+PYTHON  ?= /usr/bin/python3
+PYTEST_ARGS ?=
+
+PKGS    := libuv jansson libjwt libsodium libcrypto sqlite3 libpq
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -fno-strict-aliasing -pthread -Isrc -I$(BUILD)/gen
+LDLIBS  += -lhttp_parser -lpthread -lm
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+CFLAGS  += -DCHATD_VERSION='"$(VERSION)"'
+
+# pkg-config runs only once the dependencies are there (deps.sh installs them).
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+SRCS      := $(shell find src -name '*.c' | sort)
+LIB_SRCS  := $(filter-out src/main.c,$(SRCS))
+MIGRATIONS := $(sort $(wildcard src/store/migrations/*/*.sql))
+GEN_SRCS  := $(BUILD)/gen/migrations_data.c
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations_data.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps build run test unit integration asan format format-check clean \
+        bench-rest image-test help
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/chatd
+
+help:
+	@echo "make run         build and serve on :3000 with SQLite in ./data"
+	@echo "make test        unit + integration tests (SQLite and PostgreSQL)"
+	@echo "make asan        the same tests under ASan + UBSan"
+	@echo "make bench-rest  REST posting throughput (docs/BENCHMARKS.md)"
+	@echo "make image-test  build the container image with podman and try it"
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@$(MAKE) --no-print-directory $(BUILD)/chatd
+
+run: build
+	@mkdir -p data
+	$(BUILD)/chatd
+
+$(BUILD)/gen/migrations_data.c: $(MIGRATIONS) scripts/embed_migrations.sh
+	@mkdir -p $(dir $@)
+	scripts/embed_migrations.sh $(MIGRATIONS) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libchatd.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/chatd: $(BUILD)/obj/src/main.o $(BUILD)/libchatd.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libchatd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchatd.a $(PKG_LIBS) -lcmocka $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: $(BUILD)/chatd
+	CHATD_BIN=$(abspath $(BUILD)/chatd) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/chatd
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory integration
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 CFLAGS="-O1 -g" unit integration
+
+bench-rest: build
+	bench/rest_bench.sh
+
+image-test: deps
+	scripts/image_test.sh
+
+format:
+	clang-format -i $(SRCS) $(shell find src tests fuzz bench -name '*.h' -o -name '*.c' 2>/dev/null | grep -v '^src/.*\.c$$')
+
+format-check:
+	clang-format --dry-run -Werror $(shell find src tests fuzz bench -name '*.[ch]' 2>/dev/null)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,41 @@
+/* The HTTP server: THREADS I/O loops, each with its own SO_REUSEPORT
+ * listener, connections and inbox. Loop 0 runs on the thread that calls
+ * server_run; the others on threads of their own. A connection never moves
+ * between loops. */
+#ifndef CHATD_NET_SERVER_H
+#define CHATD_NET_SERVER_H
+
+#include "core/buf.h"
+#include "core/config.h"
+#include "net/router.h"
+
+typedef struct server_s server_t;
+
+typedef struct {
+    const config_t *cfg;
+    const route_t *routes;
+    size_t route_count;
+    /* For ROUTE_AUTH routes: returns 0 after filling req->auth, or answers
+     * the request itself (401) and returns -1. Runs on the loop thread. */
+    int (*authenticate)(http_request_t *req);
+    void *app; /* copied into every request's app */
+} server_options_t;
+
+/* Binds every listener (an error when the address is taken) and starts the
+ * loop threads. Returns 0, or -1 with a one-line reason in err. */
+int server_start(server_t **out, const server_options_t *opts, char *err, size_t errlen);
+
+/* Serves until SIGTERM or SIGINT, then shuts down gracefully: stop
+ * accepting, let in-flight requests finish within SHUTDOWN_TIMEOUT_MS, close
+ * every connection, stop the loops. Returns 0 on a clean shutdown. */
+int server_run(server_t *server);
+
+/* Frees the server after server_run returned. */
+void server_free(server_t *server);
+
+/* Appends the HTTP metrics in Prometheus text format: open connections,
+ * requests by route and status, request duration histogram. Thread-safe.
+ * Returns 0 or -1. */
+int server_metrics_render(buf_t *out);
+
+#endif
