@@ -1,6 +1,5 @@
 #include "core/timeutil.h"
 
-#include <stdio.h>
 #include <time.h>
 
 int64_t time_wall_ms(void) {
@@ -24,6 +23,23 @@ void time_format_rfc3339_ms(int64_t epoch_ms, char out[RFC3339_MS_LEN]) {
     }
     struct tm tm;
     gmtime_r(&secs, &tm);
-    snprintf(out, RFC3339_MS_LEN, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+    /* Formatted by hand: snprintf's truncation warning cannot see tm's ranges. */
+    int fields[] = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
+    int widths[] = {4, 2, 2, 2, 2, 2};
+    const char seps[] = "--T::.";
+    char *p = out;
+    for (int i = 0; i < 6; i++) {
+        int v = fields[i] % 10000;
+        for (int w = widths[i] - 1; w >= 0; w--) {
+            p[w] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        p += widths[i];
+        *p++ = seps[i];
+    }
+    p[0] = (char)('0' + millis / 100);
+    p[1] = (char)('0' + millis / 10 % 10);
+    p[2] = (char)('0' + millis % 10);
+    p[3] = 'Z';
+    p[4] = '\0';
 }
