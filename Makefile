@@ -9,16 +9,16 @@ PYTEST_ARGS ?=
 PKGS    := libuv jansson libjwt libsodium libcrypto sqlite3 libpq
 CC      ?= cc
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+override CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -fno-strict-aliasing -pthread -Isrc -I$(BUILD)/gen
 LDLIBS  += -lhttp_parser -lpthread -lm
 ifeq ($(SAN),1)
-CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-LDFLAGS += -fsanitize=address,undefined
+override CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+override LDFLAGS += -fsanitize=address,undefined
 endif
 
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
-CFLAGS  += -DCHATD_VERSION='"$(VERSION)"'
+override CFLAGS  += -DCHATD_VERSION='"$(VERSION)"'
 
 # pkg-config runs only once the dependencies are there (deps.sh installs them).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)

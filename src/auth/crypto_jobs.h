@@ -33,10 +33,11 @@ struct crypto_job_s {
 
     /* private */
     uv_work_t work;
-    crypto_job_t *next_waiting;
 };
 
-/* Sets the process-wide limits; call once before any loop submits. */
+/* Sets the process-wide limits; call once before any loop submits, and before
+ * anything uses the libuv thread pool: it sizes the pool (UV_THREADPOOL_SIZE,
+ * unless the user set it), which libuv reads once, at first use. */
 void crypto_jobs_configure(int concurrency, int queue_limit);
 
 /* Returns 0, or UV_EBUSY when the queue is full (answer 503), or another

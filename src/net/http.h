@@ -43,7 +43,8 @@ struct http_request_s {
     size_t header_count;
     char *body; /* NUL-terminated (body_len excludes the NUL); "" when none */
     size_t body_len;
-    char request_id[64];
+    char request_id[65];  /* the client's X-Request-Id (1-64 of [A-Za-z0-9._-]) or generated */
+    char remote_addr[46]; /* the peer's IP address as text; "" when unknown */
 
     const char *route; /* the matched pattern, e.g. "/rooms/:id"; for logs and metrics */
     int64_t params[HTTP_MAX_PATH_PARAMS]; /* numeric path parameters, in order */

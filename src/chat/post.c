@@ -1,0 +1,37 @@
+#include "chat/post.h"
+
+#include "core/validate.h"
+
+#include <string.h>
+
+const char *chat_post_validate(const char *content, size_t content_len, const char *client_id,
+                               size_t client_id_len) {
+    const char *problem = validate_content(content, content_len);
+    if (problem == NULL && client_id != NULL)
+        problem = validate_client_id(client_id, client_id_len);
+    return problem;
+}
+
+static void chat_post_stored(store_job_t *job) {
+    chat_post_t *post = job->data;
+    /* A repeated client_id stored nothing new, so there is nothing to
+     * publish: the sender just gets the stored message back. Publishing to
+     * the room's subscribers joins this path with the realtime hub. */
+    post->done(post);
+}
+
+int chat_post_submit(store_t *store, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
+                     int64_t sender_id, const char *content, size_t content_len,
+                     const char *client_id) {
+    memset(&post->job, 0, sizeof(post->job));
+    post->job.op = STORE_MESSAGE_INSERT;
+    post->job.auth_user_id = sender_id;
+    post->job.in.room_id = room_id;
+    post->job.in.content = content;
+    post->job.in.content_len = content_len;
+    post->job.in.client_id = client_id;
+    post->job.reply_to = reply_to;
+    post->job.done = chat_post_stored;
+    post->job.data = post;
+    return store_submit(store, &post->job);
+}

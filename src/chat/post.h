@@ -1,0 +1,33 @@
+/* The one message path, shared by REST and (next) WebSocket senders:
+ * validate -> store (group commit) -> publish to the room -> acknowledge.
+ *
+ * Nothing is published before it is committed, and the sender's
+ * acknowledgement (201, or its own echo) comes only after both. */
+#ifndef CHATD_CHAT_POST_H
+#define CHATD_CHAT_POST_H
+
+#include "store/store.h"
+
+typedef struct chat_post_s chat_post_t;
+typedef void (*chat_post_cb)(chat_post_t *post);
+
+struct chat_post_s {
+    store_job_t job; /* job.out.message is the stored message when done */
+    chat_post_cb done;
+    void *data;
+};
+
+/* Checks content and client_id (client_id may be NULL). Returns NULL, or a
+ * message naming the bad field. */
+const char *chat_post_validate(const char *content, size_t content_len, const char *client_id,
+                               size_t client_id_len);
+
+/* Stores the message (the strings are caller-owned and must outlive the
+ * post), then publishes it and calls post->done on reply_to's loop with
+ * post->job.out filled. Returns 0, or -1 when the store refused the job
+ * (done is then never called). */
+int chat_post_submit(store_t *store, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
+                     int64_t sender_id, const char *content, size_t content_len,
+                     const char *client_id);
+
+#endif
