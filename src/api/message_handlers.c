@@ -5,6 +5,7 @@
 #include "chat/message_json.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static void message_posted(chat_post_t *post) {
     api_call_t *call = post->data;
@@ -76,14 +77,19 @@ static void page_read(store_job_t *job) {
     api_call_free(call);
 }
 
-/* Reads an optional positive id query parameter into *value (0 if absent).
- * Answers 400 and returns -1 when it is present but not a positive id. */
-static int query_id(http_request_t *req, const char *name, int64_t *value) {
+/* Reads an optional id query parameter into *value: 0 if absent, -1 for
+ * "0" when zero_ok (after=0: from the very first message). Answers 400 and
+ * returns -1 when it is present but not an id. */
+static int query_id(http_request_t *req, const char *name, int zero_ok, int64_t *value) {
     char text[32];
     int len = http_request_query(req, name, text, sizeof(text));
     *value = 0;
     if (len == -1)
         return 0;
+    if (zero_ok && strcmp(text, "0") == 0) {
+        *value = -1;
+        return 0;
+    }
     if (len < 0 || parse_positive_id(text, value) != 0) {
         char message[80];
         snprintf(message, sizeof(message), "%s must be a positive integer id", name);
@@ -95,7 +101,7 @@ static int query_id(http_request_t *req, const char *name, int64_t *value) {
 
 void handle_messages_list(http_request_t *req) {
     int64_t before, after, limit;
-    if (query_id(req, "before", &before) != 0 || query_id(req, "after", &after) != 0)
+    if (query_id(req, "before", 0, &before) != 0 || query_id(req, "after", 1, &after) != 0)
         return;
     char text[32];
     int len = http_request_query(req, "limit", text, sizeof(text));
@@ -110,7 +116,8 @@ void handle_messages_list(http_request_t *req) {
     api_call_job(call, STORE_MESSAGES_PAGE, page_read);
     call->job.in.room_id = req->params[0];
     call->job.in.before_id = before;
-    call->job.in.after_id = after;
+    call->job.in.after_id = after > 0 ? after : 0;
+    call->job.in.from_start = after < 0;
     call->job.in.limit = (int)limit;
     api_call_submit(call);
 }

@@ -445,7 +445,7 @@ static int op_messages_page(store_db_t *db, store_job_t *job) {
     if (limit > PAGE_LIMIT_MAX)
         limit = PAGE_LIMIT_MAX;
     int64_t before = job->in.before_id > 0 ? job->in.before_id : INT64_MAX;
-    bool ascending = job->in.after_id > 0;
+    bool ascending = job->in.after_id > 0 || job->in.from_start;
     db_rows_t rows;
     if (ascending) {
         db_param_t p[] = {DBP_INT(job->in.room_id), DBP_INT(job->in.after_id), DBP_INT(before),

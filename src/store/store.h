@@ -120,7 +120,8 @@ struct store_job_s {
         size_t content_len;
         const char *client_id; /* NULL: none */
         int64_t before_id;     /* 0: no cursor */
-        int64_t after_id;      /* 0: no cursor */
+        int64_t after_id;      /* 0: no cursor, unless from_start */
+        bool from_start;       /* MESSAGES_PAGE: page upward from the first message */
         int limit;
     } in;
 
