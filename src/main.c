@@ -46,7 +46,8 @@ static int prepare_sqlite_dir(const config_t *cfg, char *err, size_t errlen) {
         return 0;
     *slash = '\0';
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, errlen, "DATABASE_URL: cannot create directory %.200s: %s", dir, strerror(errno));
+        snprintf(err, errlen, "DATABASE_URL: cannot create directory %.200s: %s", dir,
+                 strerror(errno));
         return -1;
     }
     return 0;

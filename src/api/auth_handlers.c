@@ -24,12 +24,8 @@ static void respond_with_token(http_request_t *req, int status, const store_user
         return;
     }
     buf_t body = BUF_INIT;
-    if (render_token_answer(&body, token, user) != 0)
-        http_respond_error(req, 500, "internal", "internal error");
-    else
-        http_respond_json(req, status, body.data, body.len);
+    api_respond_rendered(req, status, &body, render_token_answer(&body, token, user));
     free(token);
-    buf_free(&body);
 }
 
 static int copy_password(api_call_t *call, const char *password, size_t len) {
@@ -85,15 +81,10 @@ static void register_hashed(crypto_job_t *crypto) {
 }
 
 void handle_register(http_request_t *req) {
-    json_t *body;
-    if (api_parse_object(req, &body) != 0)
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
         return;
-    api_call_t *call = api_call_new(req);
-    if (call == NULL) {
-        json_decref(body);
-        return;
-    }
-    call->body = body;
+    json_t *body = call->body;
     const char *email, *password, *username, *problem;
     size_t email_len, password_len, username_len;
     if (api_string_field(req, body, "email", true, &email, &email_len) != 0 ||
@@ -137,15 +128,10 @@ static void login_looked_up(store_job_t *job) {
 }
 
 void handle_login(http_request_t *req) {
-    json_t *body;
-    if (api_parse_object(req, &body) != 0)
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
         return;
-    api_call_t *call = api_call_new(req);
-    if (call == NULL) {
-        json_decref(body);
-        return;
-    }
-    call->body = body;
+    json_t *body = call->body;
     const char *email, *password;
     size_t email_len, password_len;
     if (api_string_field(req, body, "email", true, &email, &email_len) != 0 ||
@@ -181,11 +167,7 @@ static void me_looked_up(store_job_t *job) {
     if (current_user_found(call) != 0)
         return;
     buf_t out = BUF_INIT;
-    if (render_user(&out, &job->out.user) == 0)
-        http_respond_json(call->req, 200, out.data, out.len);
-    else
-        http_respond_error(call->req, 500, "internal", "internal error");
-    buf_free(&out);
+    api_respond_rendered(call->req, 200, &out, render_user(&out, &job->out.user));
     api_call_free(call);
 }
 

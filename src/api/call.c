@@ -18,6 +18,19 @@ api_call_t *api_call_new(http_request_t *req) {
     return call;
 }
 
+api_call_t *api_call_with_body(http_request_t *req) {
+    json_t *body;
+    if (api_parse_object(req, &body) != 0)
+        return NULL;
+    api_call_t *call = api_call_new(req);
+    if (call == NULL) {
+        json_decref(body);
+        return NULL;
+    }
+    call->body = body;
+    return call;
+}
+
 void api_call_free(api_call_t *call) {
     if (call == NULL)
         return;
@@ -66,6 +79,22 @@ int api_parse_object(http_request_t *req, json_t **out) {
     }
     *out = root;
     return 0;
+}
+
+bool api_job_failed(api_call_t *call, const char *what) {
+    if (call->job.out.status == STORE_OK)
+        return false;
+    api_respond_store_error(call->req, call->job.out.status, what);
+    api_call_free(call);
+    return true;
+}
+
+void api_respond_rendered(http_request_t *req, int status, buf_t *out, int render_rc) {
+    if (render_rc == 0)
+        http_respond_json(req, status, out->data, out->len);
+    else
+        http_respond_error(req, 500, "internal", "internal error");
+    buf_free(out);
 }
 
 void api_fail_validation(http_request_t *req, const char *message) {

@@ -7,6 +7,7 @@
 #include "api/app.h"
 #include "auth/crypto_jobs.h"
 #include "chat/post.h"
+#include "core/buf.h"
 #include "core/validate.h"
 #include "net/http.h"
 #include "store/store.h"
@@ -30,6 +31,9 @@ typedef struct {
 
 /* Returns a new call bound to req, or NULL after answering 500. */
 api_call_t *api_call_new(http_request_t *req);
+/* The same for a request with a JSON object body, parsed into call->body;
+ * NULL after answering 400 or 500. */
+api_call_t *api_call_with_body(http_request_t *req);
 void api_call_free(api_call_t *call);
 
 /* Prepares call->job for op on behalf of the authenticated user. */
@@ -50,6 +54,14 @@ int api_string_field(http_request_t *req, json_t *obj, const char *name, bool re
 int api_id_field(http_request_t *req, json_t *obj, const char *name, int64_t *value);
 
 void api_fail_validation(http_request_t *req, const char *message);
+
+/* When call->job failed, answers its error (what names the thing for a 404),
+ * frees the call and returns true. */
+bool api_job_failed(api_call_t *call, const char *what);
+
+/* Answers status with the JSON in out when render_rc is 0, 500 otherwise;
+ * frees out either way. */
+void api_respond_rendered(http_request_t *req, int status, buf_t *out, int render_rc);
 
 /* Answers the HTTP error for a failed store status (404, 403, 409, 401,
  * 503, 500); what names the thing for a 404 ("room"). */

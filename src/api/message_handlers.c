@@ -14,25 +14,17 @@ static void message_posted(chat_post_t *post) {
         api_respond_store_error(call->req, job->out.status, "room");
     } else {
         buf_t out = BUF_INIT;
-        if (message_json_render(&out, &job->out.message, NULL) == 0)
-            http_respond_json(call->req, job->out.duplicate ? 200 : 201, out.data, out.len);
-        else
-            http_respond_error(call->req, 500, "internal", "internal error");
-        buf_free(&out);
+        int rc = message_json_render(&out, &job->out.message, NULL);
+        api_respond_rendered(call->req, job->out.duplicate ? 200 : 201, &out, rc);
     }
     api_call_free(call);
 }
 
 void handle_message_post(http_request_t *req) {
-    json_t *body;
-    if (api_parse_object(req, &body) != 0)
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
         return;
-    api_call_t *call = api_call_new(req);
-    if (call == NULL) {
-        json_decref(body);
-        return;
-    }
-    call->body = body;
+    json_t *body = call->body;
     const char *content, *client_id, *problem;
     size_t content_len, client_id_len;
     if (api_string_field(req, body, "content", true, &content, &content_len) != 0 ||
@@ -56,11 +48,8 @@ fail:
 
 static void page_read(store_job_t *job) {
     api_call_t *call = job->data;
-    if (job->out.status != STORE_OK) {
-        api_respond_store_error(call->req, job->out.status, "room");
-        api_call_free(call);
+    if (api_job_failed(call, "room"))
         return;
-    }
     buf_t out = BUF_INIT;
     int rc = buf_append_str(&out, "{\"messages\":[");
     for (size_t i = 0; i < job->out.message_count; i++) {
@@ -69,11 +58,7 @@ static void page_read(store_job_t *job) {
         rc |= message_json_render(&out, &job->out.messages[i], NULL);
     }
     rc |= buf_printf(&out, "],\"has_more\":%s}", job->out.has_more ? "true" : "false");
-    if (rc == 0)
-        http_respond_json(call->req, 200, out.data, out.len);
-    else
-        http_respond_error(call->req, 500, "internal", "internal error");
-    buf_free(&out);
+    api_respond_rendered(call->req, 200, &out, rc);
     api_call_free(call);
 }
 

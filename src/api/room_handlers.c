@@ -12,11 +12,7 @@ static void respond_room(api_call_t *call, int status, const char *what) {
         return;
     }
     buf_t out = BUF_INIT;
-    if (render_room(&out, &job->out.room) == 0)
-        http_respond_json(call->req, status, out.data, out.len);
-    else
-        http_respond_error(call->req, 500, "internal", "internal error");
-    buf_free(&out);
+    api_respond_rendered(call->req, status, &out, render_room(&out, &job->out.room));
 }
 
 static void room_done_200(store_job_t *job) {
@@ -49,11 +45,8 @@ static void submit_room_op(http_request_t *req, store_op_t op, store_done_cb don
 
 static void rooms_listed(store_job_t *job) {
     api_call_t *call = job->data;
-    if (job->out.status != STORE_OK) {
-        api_respond_store_error(call->req, job->out.status, "room");
-        api_call_free(call);
+    if (api_job_failed(call, "room"))
         return;
-    }
     buf_t out = BUF_INIT;
     int rc = buf_append_str(&out, "[");
     for (size_t i = 0; i < job->out.room_count; i++) {
@@ -62,11 +55,7 @@ static void rooms_listed(store_job_t *job) {
         rc |= render_room(&out, &job->out.rooms[i]);
     }
     rc |= buf_append_str(&out, "]");
-    if (rc == 0)
-        http_respond_json(call->req, 200, out.data, out.len);
-    else
-        http_respond_error(call->req, 500, "internal", "internal error");
-    buf_free(&out);
+    api_respond_rendered(call->req, 200, &out, rc);
     api_call_free(call);
 }
 
@@ -79,15 +68,10 @@ void handle_rooms_list(http_request_t *req) {
 }
 
 void handle_room_create(http_request_t *req) {
-    json_t *body;
-    if (api_parse_object(req, &body) != 0)
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
         return;
-    api_call_t *call = api_call_new(req);
-    if (call == NULL) {
-        json_decref(body);
-        return;
-    }
-    call->body = body;
+    json_t *body = call->body;
     const char *name, *problem;
     size_t name_len;
     if (api_string_field(req, body, "name", true, &name, &name_len) != 0)
@@ -133,11 +117,8 @@ void handle_room_leave(http_request_t *req) {
 
 static void members_listed(store_job_t *job) {
     api_call_t *call = job->data;
-    if (job->out.status != STORE_OK) {
-        api_respond_store_error(call->req, job->out.status, "room");
-        api_call_free(call);
+    if (api_job_failed(call, "room"))
         return;
-    }
     buf_t out = BUF_INIT;
     int rc = buf_append_str(&out, "[");
     for (size_t i = 0; i < job->out.member_count; i++) {
@@ -147,11 +128,7 @@ static void members_listed(store_job_t *job) {
         rc |= render_member(&out, &job->out.members[i], 0);
     }
     rc |= buf_append_str(&out, "]");
-    if (rc == 0)
-        http_respond_json(call->req, 200, out.data, out.len);
-    else
-        http_respond_error(call->req, 500, "internal", "internal error");
-    buf_free(&out);
+    api_respond_rendered(call->req, 200, &out, rc);
     api_call_free(call);
 }
 
@@ -161,15 +138,10 @@ void handle_room_members(http_request_t *req) {
 
 /* POST /rooms/:id/members and POST /dms both name another user. */
 static void submit_user_op(http_request_t *req, store_op_t op, store_done_cb done) {
-    json_t *body;
-    if (api_parse_object(req, &body) != 0)
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
         return;
-    api_call_t *call = api_call_new(req);
-    if (call == NULL) {
-        json_decref(body);
-        return;
-    }
-    call->body = body;
+    json_t *body = call->body;
     int64_t user_id;
     if (api_id_field(req, body, "user_id", &user_id) != 0) {
         api_call_free(call);
