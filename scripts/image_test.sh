@@ -14,7 +14,7 @@
 # Idempotent; every step has a deadline; containers, the volume, PostgreSQL
 # and temporary directories are removed on exit, whatever happens. The images
 # (base and chatd) are kept so that the next run reuses their layers.
-set -euo pipefail
+set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 
 IMAGE=${CHATD_IMAGE:-localhost/chatd:latest}
@@ -71,7 +71,8 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'fail "interrupted"' INT TERM
-trap 'fail "command failed (line $LINENO): $BASH_COMMAND"' ERR
+# Subshells (command and process substitutions) leave it to their caller.
+trap '[ "$BASHPID" != "$$" ] || fail "command failed (line $LINENO): $BASH_COMMAND"' ERR
 
 # Why the flags (DESIGN.md, "Library facts"): crun rejects this machine's
 # hybrid cgroups, and podman lowers its own process limit to 32,768, under
@@ -81,7 +82,8 @@ podman_() { "${podman_cmd[@]}" "$@"; }
 # podman's periodic health-check timers need systemd; where it is not running
 # podman logs an error at every start and stop of a container with a health
 # check. The check itself is run on demand below (podman healthcheck run).
-podman_hc() { "${podman_cmd[@]}" "$@" 2> >(grep -v 'systemd connection' >&2); }
+podman_hc() { "${podman_cmd[@]}" "$@" 2> >(drop_systemd_noise); }
+drop_systemd_noise() { grep -v 'systemd connection' >&2 || true; }
 nofile_hard=$(ulimit -Hn)
 nofile=19000
 [ "$nofile_hard" = unlimited ] || [ "$nofile_hard" -ge "$nofile" ] || nofile=$nofile_hard
@@ -163,6 +165,38 @@ debian_mirror() {
   echo "${uri:-$2}"
 }
 
+# slim_rootfs ROOT MIRROR SECURITY_MIRROR: makes a debootstrapped tree look
+# like the official slim image: apt sources with updates and security, no
+# documentation, no package lists, caches or downloaded packages. It deletes
+# files, so it refuses anything but a debootstrap target under $work_dir.
+slim_rootfs() {
+  local root=$1 mirror=$2 security=$3
+  if [ -z "$work_dir" ] || [ "${root#"$work_dir"/}" = "$root" ] || [ "$root" = "$work_dir/" ]; then
+    fail "slim_rootfs: refusing to work on '$root'"
+  fi
+  if [ ! -f "$root/etc/debian_version" ] || [ ! -f "$root/var/lib/dpkg/status" ]; then
+    fail "slim_rootfs: $root is not a debootstrapped tree"
+  fi
+  rm -f "$root/etc/apt/sources.list"
+  printf '%s\n' 'Types: deb' "URIs: $mirror" 'Suites: bookworm bookworm-updates' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' \
+    'Types: deb' "URIs: $security" 'Suites: bookworm-security' 'Components: main' \
+    'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' \
+    >"$root/etc/apt/sources.list.d/debian.sources"
+  printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' 'path-exclude /usr/share/info/*' 'path-exclude /usr/share/locale/*' \
+    >"$root/etc/dpkg/dpkg.cfg.d/docker"
+  local clean='rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true'
+  printf '%s\n' "DPkg::Post-Invoke { \"$clean\"; };" "APT::Update::Post-Invoke { \"$clean\"; };" \
+    'Dir::Cache::pkgcache "";' 'Dir::Cache::srcpkgcache "";' >"$root/etc/apt/apt.conf.d/docker-clean"
+  echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+  find "$root/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
+  find "$root/usr/share/man" "$root/usr/share/info" "$root/usr/share/locale" "$root/var/lib/apt/lists" \
+    "$root/var/cache/apt" -mindepth 1 ! -type d -delete
+  find "$root/var/log" -name '*.log' -type f -delete
+  : >"$root/etc/resolv.conf"
+}
+
 # ---------------------------------------------------------------------------
 step "install podman, runc, debootstrap, docker-compose"
 [ "$(id -u)" -eq 0 ] || fail "podman (rootful) and debootstrap need root: run sudo make image-test"
@@ -184,33 +218,7 @@ else
   rootfs=$work_dir/rootfs
   timeout 900 debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$work_dir/debootstrap.log" 2>&1 ||
     { tail -n 20 "$work_dir/debootstrap.log" >&2; fail "debootstrap failed (log above)"; }
-  # Like the official slim image: apt sources with updates and security, no
-  # documentation, no package lists or caches.
-  rm -f "$rootfs/etc/apt/sources.list"
-  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: $security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
-  cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
-path-exclude /usr/share/doc/*
-path-include /usr/share/doc/*/copyright
-path-exclude /usr/share/man/*
-path-exclude /usr/share/info/*
-path-exclude /usr/share/locale/*
-EOF
-  find "$rootfs/usr/share/doc" -mindepth 2 ! -name copyright ! -type d -delete
-  rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/* "$rootfs"/usr/share/locale/* \
-    "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/log/*.log
-  : >"$rootfs/etc/resolv.conf"
+  slim_rootfs "$rootfs" "$mirror" "$security"
   tar -C "$rootfs" -c . | podman_ import --quiet --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null ||
     fail "podman import of the debootstrapped root file system failed"
   rm -rf "$rootfs"
@@ -275,18 +283,18 @@ run_chatd "$RUN_ID-pg" -e DATABASE_URL="$pg_url" -e PORT="$port" -e HOST=127.0.0
 wait_healthy "$RUN_ID-pg" "$base_url" 30
 
 step "README flow: register, login, rooms, post"
-email="image-test-$$@example.com"
+# The values of the README's "Try it" section: every run has a fresh database.
 api POST "$base_url/auth/register" 201 \
-  "{\"email\":\"$email\",\"password\":\"password123\",\"username\":\"imagetest\"}"
-api POST "$base_url/auth/login" 200 "{\"email\":\"$email\",\"password\":\"password123\"}"
+  "{\"email\":\"user@example.com\",\"password\":\"password123\",\"username\":\"testuser\"}"
+api POST "$base_url/auth/login" 200 "{\"email\":\"user@example.com\",\"password\":\"password123\"}"
 token=$(json_get token <<<"$body") || fail "login answered without a token: $body"
 api GET "$base_url/rooms" 200
 [ "$(json_get 0 name <<<"$body")" = General ] || fail "GET /rooms does not start with General: $body"
-content="Hello from the container image $$"
+content="Hello, World!"
 api POST "$base_url/rooms/1/messages" 201 "{\"content\":\"$content\"}"
 [ "$(json_get content <<<"$body")" = "$content" ] || fail "POST answered another message: $body"
 message_id=$(json_get id <<<"$body")
-api GET "$base_url/rooms/1/messages" 200
+api GET "$base_url/rooms/1/messages?limit=20" 200
 "$PYTHON" -c 'import json, sys; sys.exit(not any(m["id"] == int(sys.argv[1]) and m["content"] == sys.argv[2] for m in json.load(sys.stdin)["messages"]))' \
   "$message_id" "$content" <<<"$body" || fail "the posted message does not come back: $body"
 [ "$(psql_chat "SELECT content FROM messages WHERE id = $message_id")" = "$content" ] ||
@@ -298,7 +306,7 @@ uid=$(awk '/^Uid:/ { print $2 }' "/proc/$pid/status")
 [ "$uid" = 10001 ] || fail "chatd runs as uid $uid, not 10001"
 [ "$(podman_ exec "$RUN_ID-pg" id -u)" = 10001 ] || fail "podman exec does not run as 10001"
 timeout 30 "${podman_cmd[@]}" healthcheck run "$RUN_ID-pg" >/dev/null || fail "the image's HEALTHCHECK fails"
-timeout 60 "${podman_cmd[@]}" stop -t 20 "$RUN_ID-pg" >/dev/null 2> >(grep -v 'systemd connection' >&2) || fail "podman stop failed"
+timeout 60 "${podman_cmd[@]}" stop -t 20 "$RUN_ID-pg" >/dev/null 2> >(drop_systemd_noise) || fail "podman stop failed"
 code=$(podman_ inspect --format '{{.State.ExitCode}}' "$RUN_ID-pg")
 [ "$code" = 0 ] || fail "chatd exited with $code after SIGTERM, not 0"
 
@@ -314,20 +322,20 @@ run_chatd "$RUN_ID-sqlite" -v "$volume:/app/data" -e PORT="$port" -e HOST=127.0.
 wait_healthy "$RUN_ID-sqlite" "$base_url" 30
 token=""
 api POST "$base_url/auth/register" 201 \
-  "{\"email\":\"$email\",\"password\":\"password123\",\"username\":\"imagetest\"}"
+  "{\"email\":\"user@example.com\",\"password\":\"password123\",\"username\":\"testuser\"}"
 token=$(json_get token <<<"$body")
 api POST "$base_url/rooms/1/messages" 201 "{\"content\":\"$content\"}"
 listing=$(podman_ exec "$RUN_ID-sqlite" stat -c '%u %a %n' /app/data /app/data/chat.db /app/data/jwt_secret) ||
   fail "the volume does not hold chat.db and jwt_secret"
 grep -q '^10001 600 /app/data/jwt_secret$' <<<"$listing" || fail "jwt_secret is not 0600 uid 10001: $listing"
 grep -q '^10001 [0-9]* /app/data/chat.db$' <<<"$listing" || fail "chat.db is not owned by 10001: $listing"
-timeout 60 "${podman_cmd[@]}" stop -t 20 "$RUN_ID-sqlite" >/dev/null 2> >(grep -v 'systemd connection' >&2) || fail "podman stop failed"
+timeout 60 "${podman_cmd[@]}" stop -t 20 "$RUN_ID-sqlite" >/dev/null 2> >(drop_systemd_noise) || fail "podman stop failed"
 
 step "SQLite volume survives a new container"
 run_chatd "$RUN_ID-sqlite2" -v "$volume:/app/data" -e PORT="$port" -e HOST=127.0.0.1
 wait_healthy "$RUN_ID-sqlite2" "$base_url" 30
 # The old token still verifies (same generated secret) and the message is there.
-api GET "$base_url/rooms/1/messages" 200
+api GET "$base_url/rooms/1/messages?limit=20" 200
 grep -qF "$content" <<<"$body" || fail "the message did not survive the new container: $body"
 
 # ---------------------------------------------------------------------------
