@@ -33,7 +33,7 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps build run test unit integration asan format format-check clean \
-        bench-rest image-test help
+        bench-rest image-test help fuzz fuzz-build fuzz-deps
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/chatd
@@ -44,6 +44,7 @@ help:
 	@echo "make asan        the same tests under ASan + UBSan"
 	@echo "make bench-rest  REST posting throughput (docs/BENCHMARKS.md)"
 	@echo "make image-test  build the container image with podman and try it"
+	@echo "make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60) (fuzz/README.md)"
 
 deps:
 	@scripts/deps.sh
@@ -107,4 +108,49 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# ---- fuzzing: libFuzzer targets built with clang (fuzz/README.md) ----------
+# A target is fuzz/NAME_fuzz.c with seeds in fuzz/corpus/NAME/, plus one line
+# below: FUZZ_NAME := the .c files it needs, then any libraries.
+FUZZ_ws_frame := src/net/ws_frame.c src/core/utf8.c -lwslay -lcrypto
+
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS   ?=
+# Only the fuzz targets need these, so `make test` does not install them.
+FUZZ_PACKAGES := clang libclang-rt-14-dev libwslay-dev
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -O1 -g $(filter-out -O% -g -fsanitize=%,$(CFLAGS)) $(FUZZ_SAN)
+FUZZ_TARGETS := $(sort $(patsubst fuzz/%_fuzz.c,%,$(wildcard fuzz/*_fuzz.c)))
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%_fuzz)
+
+$(BUILD)/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+define fuzz_target_rule
+$(BUILD)/fuzz/$(1)_fuzz: $(BUILD)/fuzz/obj/fuzz/$(1)_fuzz.o \
+    $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(filter %.c,$(FUZZ_$(1))))
+	$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$(filter %.o,$$^) \
+	    $(filter-out %.c,$(FUZZ_$(1)))
+endef
+$(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_target_rule,$(t))))
+
+fuzz-deps:
+	@CHATD_DEPS_EXTRA="$(FUZZ_PACKAGES)" scripts/deps.sh
+
+fuzz-build: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+
+# New inputs go to $(BUILD)/fuzz/work/NAME (fuzz/corpus stays as committed);
+# a crash leaves its input in $(BUILD)/fuzz/artifacts and fails the run.
+fuzz: fuzz-build
+	@failed=; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/artifacts; \
+	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  $(BUILD)/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t- $(FUZZ_FLAGS) \
+	    $(BUILD)/fuzz/work/$$t fuzz/corpus/$$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failures in:$$failed"; exit 1; fi
+
+-include $(shell find $(BUILD)/obj $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)

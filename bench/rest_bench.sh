@@ -16,6 +16,7 @@
 #   BACKENDS="sqlite postgres"
 #   EXTRA_RUNS=1         also: 64 clients unpinned with THREADS=2 (each
 #                        backend), 64 clients with LOG_LEVEL=info (SQLite)
+#   BENCH_LOG_LEVEL=warn chatd's LOG_LEVEL for the pinned runs
 #   PERF=0               1: one more 64-client run per backend under
 #                        `perf record -g`; reports land in the results folder
 #   CHATD_BIN=build/chatd  RESULTS_DIR=bench/results/rest-<time>  KEEP_TMP=0
@@ -211,6 +212,21 @@ stop_chatd() {
   [ $rc -eq 0 ] || FAILURES+=("$LABEL: chatd exited with status $rc after SIGTERM")
 }
 
+# Dies with chatd's exit status (or signal) and the end of its log when it is
+# no longer running.
+check_chatd_alive() {
+  kill -0 "$CHATD_PID" 2>/dev/null && return 0
+  local rc=0
+  wait "$CHATD_PID" || rc=$?
+  CHATD_PID=""
+  if [ $rc -gt 128 ]; then
+    rc="signal $(kill -l $((rc - 128)))"
+  else
+    rc="status $rc"
+  fi
+  die "chatd exited unexpectedly ($rc); its log ends with: $(tail -5 "$1/chatd.log")"
+}
+
 register() {
   local body
   body=$(curl -sS -X POST "http://127.0.0.1:$PORT/auth/register" \
@@ -253,6 +269,7 @@ run() {
   start_chatd "$dir" "$url" "$threads" "$level" "$pinned"
   register
   wait_quiet
+  check_chatd_alive "$dir"
 
   # CPU use over the run: chatd, wrk (bash's time), the database server,
   # and everything else on the machine (kernel softirq work included).
@@ -270,7 +287,11 @@ run() {
     time BENCH_TOKEN=$TOKEN BENCH_ROOM=1 BENCH_TAG=$tag BENCH_ACK_DIR=$dir/acked \
       "${pin[@]}" wrk -t"$wrk_threads" -c"$clients" -d"${DURATION}s" --timeout 5s \
       -s "$ROOT/bench/post.lua" "http://127.0.0.1:$PORT" >"$dir/wrk.out" 2>&1
-  } 2>"$dir/wrk.time"
+  } 2>"$dir/wrk.time" || {
+    cat "$dir/wrk.out"
+    check_chatd_alive "$dir"
+    die "wrk failed (run $n: $LABEL)"
+  }
   local chatd1 db1 busy1 t1
   chatd1=$(proc_ticks "$CHATD_PID")
   db1=$(db_ticks)
@@ -350,7 +371,7 @@ export LC_ALL=C.UTF-8
 for backend in $BACKENDS; do
   [ "$backend" = postgres ] && pg_start
   for c in $CLIENTS; do
-    run "$backend" "$c" 1 warn "$PIN"
+    run "$backend" "$c" 1 "${BENCH_LOG_LEVEL:-warn}" "$PIN"
   done
   if [ "$EXTRA_RUNS" = 1 ]; then
     run "$backend" 64 2 warn 0

@@ -72,25 +72,36 @@ static int serve(const config_t *cfg) {
         fprintf(stderr, "chatd: %s\n", err);
         return 1;
     }
+    if (chat_init(&app.chat, cfg, app.store, app.jwt_secret, app.jwt_secret_len) != 0) {
+        fprintf(stderr, "chatd: out of memory\n");
+        store_close(app.store);
+        return 1;
+    }
     server_options_t options = {
         .cfg = cfg,
         .routes = api_routes,
         .route_count = api_route_count,
         .authenticate = api_authenticate,
         .app = &app,
+        .shutdown_ready = api_shutdown_ready,
     };
     server_t *server;
     if (server_start(&server, &options, err, sizeof(err)) != 0) {
         fprintf(stderr, "chatd: %s\n", err);
+        chat_stop_publishing(&app.chat);
         store_close(app.store);
+        chat_destroy(&app.chat);
         return 1;
     }
     log_info("chatd started", LOG_S("version", CHATD_VERSION),
              LOG_S("database", store_backend_name(app.store)));
     int rc = server_run(server);
-    /* The loops are stopped: commit whatever is still queued, then free. */
+    /* The loops are stopped: commit whatever is still queued (with nobody
+     * left to publish to), then free. */
+    chat_stop_publishing(&app.chat);
     store_close(app.store);
     server_free(server);
+    chat_destroy(&app.chat);
     sodium_memzero(app.jwt_secret, sizeof(app.jwt_secret));
     log_info("chatd stopped", LOG_I("exit_code", rc == 0 ? 0 : 1));
     return rc == 0 ? 0 : 1;

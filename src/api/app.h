@@ -4,6 +4,7 @@
 #ifndef CHATD_API_APP_H
 #define CHATD_API_APP_H
 
+#include "chat/chat.h"
 #include "core/config.h"
 #include "store/store.h"
 
@@ -16,6 +17,7 @@ typedef struct {
     unsigned char jwt_secret[512];
     size_t jwt_secret_len;
     int64_t started_at_ms;
+    chat_t chat;
 } app_t;
 
 #endif

@@ -27,6 +27,7 @@ typedef struct {
     char email[EMAIL_MAX_BYTES + 1];
     char *password;
     size_t password_len;
+    int64_t since; /* GET /ws: the replay cursor, -1 for none */
 } api_call_t;
 
 /* Returns a new call bound to req, or NULL after answering 500. */

@@ -21,6 +21,9 @@ void handle_dm_open(http_request_t *req);
 
 void handle_message_post(http_request_t *req);
 void handle_messages_list(http_request_t *req);
+void handle_room_read(http_request_t *req);
+
+void handle_websocket(http_request_t *req);
 
 void handle_health(http_request_t *req);
 void handle_ready(http_request_t *req);

@@ -36,7 +36,7 @@ void handle_message_post(http_request_t *req) {
     }
     call->post.done = message_posted;
     call->post.data = call;
-    if (chat_post_submit(call->app->store, req->inbox, &call->post, req->params[0],
+    if (chat_post_submit(&call->app->chat, req->inbox, &call->post, req->params[0],
                          req->auth.user_id, content, content_len, client_id) != 0) {
         http_respond_error(req, 503, "unavailable", "the database is busy, try again");
         goto fail;
@@ -104,5 +104,29 @@ void handle_messages_list(http_request_t *req) {
     call->job.in.after_id = after > 0 ? after : 0;
     call->job.in.from_start = after < 0;
     call->job.in.limit = (int)limit;
+    api_call_submit(call);
+}
+
+static void read_marked(store_job_t *job) {
+    api_call_t *call = job->data;
+    if (api_job_failed(call, "room or message"))
+        return;
+    /* A marker that moved is broadcast by the commit hook. */
+    http_respond_empty(call->req, 204);
+    api_call_free(call);
+}
+
+void handle_room_read(http_request_t *req) {
+    api_call_t *call = api_call_with_body(req);
+    if (call == NULL)
+        return;
+    int64_t message_id;
+    if (api_id_field(req, call->body, "message_id", &message_id) != 0) {
+        api_call_free(call);
+        return;
+    }
+    api_call_job(call, STORE_READ_MARK, read_marked);
+    call->job.in.room_id = req->params[0];
+    call->job.in.message_id = message_id;
     api_call_submit(call);
 }

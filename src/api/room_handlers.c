@@ -124,8 +124,9 @@ static void members_listed(store_job_t *job) {
     for (size_t i = 0; i < job->out.member_count; i++) {
         if (i > 0)
             rc |= buf_append_str(&out, ",");
-        /* Presence comes with the realtime hub; until then nobody is online. */
-        rc |= render_member(&out, &job->out.members[i], 0);
+        const store_member_t *member = &job->out.members[i];
+        bool online = hub_is_online(call->app->chat.hub, job->in.room_id, member->id);
+        rc |= render_member(&out, member, online);
     }
     rc |= buf_append_str(&out, "]");
     api_respond_rendered(call->req, 200, &out, rc);

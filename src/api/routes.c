@@ -27,29 +27,53 @@ const route_t api_routes[] = {
     {"POST", "/rooms/:id/members", handle_room_add_member, ROUTE_AUTH | ROUTE_JSON},
     {"POST", "/dms", handle_dm_open, ROUTE_AUTH | ROUTE_JSON},
 
+    {"POST", "/rooms/:id/read", handle_room_read, ROUTE_AUTH | ROUTE_JSON},
+
     {"GET", "/rooms/:room_id/messages", handle_messages_list, ROUTE_AUTH},
     {"POST", "/rooms/:room_id/messages", handle_message_post, ROUTE_AUTH | ROUTE_JSON},
+
+    {"GET", "/ws/:room_id", handle_websocket, ROUTE_AUTH | ROUTE_WEBSOCKET},
 };
 
 const size_t api_route_count = sizeof(api_routes) / sizeof(api_routes[0]);
 
-int api_authenticate(http_request_t *req) {
+/* Browsers cannot set headers on a WebSocket, so the upgrade also takes
+ * ?token=. Returns a token (pointing into the header or into query_token),
+ * or NULL after answering 401. */
+static const char *bearer_token(http_request_t *req, char *query_token, size_t cap) {
     const char *header = http_request_header(req, "Authorization");
+    if ((header == NULL || header[0] == '\0') && (req->route_flags & ROUTE_WEBSOCKET)) {
+        int len = http_request_query(req, "token", query_token, cap);
+        if (len > 0)
+            return query_token;
+        if (len == -2) {
+            http_respond_error(req, 401, "invalid_token", "invalid token");
+            return NULL;
+        }
+    }
     if (header == NULL || header[0] == '\0') {
         http_respond_error(req, 401, "missing_token", "missing bearer token");
-        return -1;
+        return NULL;
     }
     if (strncasecmp(header, "Bearer ", 7) != 0) {
         http_respond_error(req, 401, "invalid_token", "the Authorization header must be Bearer");
-        return -1;
+        return NULL;
     }
     const char *token = header + 7;
     while (*token == ' ')
         token++;
     if (*token == '\0') {
         http_respond_error(req, 401, "missing_token", "missing bearer token");
-        return -1;
+        return NULL;
     }
+    return token;
+}
+
+int api_authenticate(http_request_t *req) {
+    char query_token[TOKEN_MAX_BYTES + 1];
+    const char *token = bearer_token(req, query_token, sizeof(query_token));
+    if (token == NULL)
+        return -1;
     app_t *app = req->app;
     token_claims_t claims;
     token_status_t status =
@@ -65,5 +89,10 @@ int api_authenticate(http_request_t *req) {
     req->auth.user_id = claims.user_id;
     memcpy(req->auth.email, claims.email, sizeof(req->auth.email));
     memcpy(req->auth.username, claims.username, sizeof(req->auth.username));
+    req->auth.expires_at = claims.expires_at;
     return 0;
+}
+
+int api_shutdown_ready(void *app) {
+    return chat_shutdown_ready(&((app_t *)app)->chat);
 }

@@ -13,4 +13,7 @@ extern const size_t api_route_count;
  * the handler submits (auth_user_id), in the same round trip. */
 int api_authenticate(http_request_t *req);
 
+/* server_options_t.shutdown_ready for an app_t. */
+int api_shutdown_ready(void *app);
+
 #endif

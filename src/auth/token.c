@@ -16,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_MAX_LEN 8192
-
 static int secret_usable(const unsigned char *secret, size_t secret_len) {
     return secret != NULL && secret_len >= TOKEN_SECRET_MIN && secret_len <= INT_MAX;
 }
@@ -129,7 +127,7 @@ static token_status_t check_claims(jwt_t *jwt, int64_t now_s, token_claims_t *cl
 token_status_t token_verify(const unsigned char *secret, size_t secret_len, const char *token,
                             int64_t now_s, token_claims_t *claims) {
     if (!secret_usable(secret, secret_len) || token == NULL || token[0] == '\0' ||
-        strnlen(token, TOKEN_MAX_LEN + 1) > TOKEN_MAX_LEN)
+        strnlen(token, TOKEN_MAX_BYTES + 1) > TOKEN_MAX_BYTES)
         return TOKEN_INVALID;
     jwt_t *jwt = NULL;
     if (jwt_decode(&jwt, token, secret, (int)secret_len) != 0 || jwt == NULL) {

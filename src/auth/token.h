@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #define TOKEN_SECRET_MIN 32
+#define TOKEN_MAX_BYTES  8192 /* longer tokens are refused unparsed */
 
 typedef struct {
     int64_t user_id; /* claim "sub", a decimal string */

@@ -14,13 +14,13 @@ const char *chat_post_validate(const char *content, size_t content_len, const ch
 
 static void chat_post_stored(store_job_t *job) {
     chat_post_t *post = job->data;
-    /* A repeated client_id stored nothing new, so there is nothing to
-     * publish: the sender just gets the stored message back. Publishing to
-     * the room's subscribers joins this path with the realtime hub. */
+    /* Committed and (unless a repeated client_id stored nothing new)
+     * already published by the writer thread. */
+    atomic_fetch_sub(&post->chat->messages_in_flight, 1);
     post->done(post);
 }
 
-int chat_post_submit(store_t *store, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
+int chat_post_submit(chat_t *chat, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
                      int64_t sender_id, const char *content, size_t content_len,
                      const char *client_id) {
     memset(&post->job, 0, sizeof(post->job));
@@ -33,5 +33,11 @@ int chat_post_submit(store_t *store, inbox_t *reply_to, chat_post_t *post, int64
     post->job.reply_to = reply_to;
     post->job.done = chat_post_stored;
     post->job.data = post;
-    return store_submit(store, &post->job);
+    post->chat = chat;
+    atomic_fetch_add(&chat->messages_in_flight, 1);
+    if (store_submit(chat->store, &post->job) != 0) {
+        atomic_fetch_sub(&chat->messages_in_flight, 1);
+        return -1;
+    }
+    return 0;
 }

@@ -6,6 +6,7 @@
 #ifndef CHATD_CHAT_POST_H
 #define CHATD_CHAT_POST_H
 
+#include "chat/chat.h"
 #include "store/store.h"
 
 typedef struct chat_post_s chat_post_t;
@@ -15,6 +16,7 @@ struct chat_post_s {
     store_job_t job; /* job.out.message is the stored message when done */
     chat_post_cb done;
     void *data;
+    chat_t *chat;
 };
 
 /* Checks content and client_id (client_id may be NULL). Returns NULL, or a
@@ -23,10 +25,11 @@ const char *chat_post_validate(const char *content, size_t content_len, const ch
                                size_t client_id_len);
 
 /* Stores the message (the strings are caller-owned and must outlive the
- * post), then publishes it and calls post->done on reply_to's loop with
- * post->job.out filled. Returns 0, or -1 when the store refused the job
- * (done is then never called). */
-int chat_post_submit(store_t *store, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
+ * post); the commit publishes it (chat_t's commit hook); then post->done
+ * runs on reply_to's loop with post->job.out filled. Until then the message
+ * counts in chat->messages_in_flight, which shutdown waits for. Returns 0,
+ * or -1 when the store refused the job (done is then never called). */
+int chat_post_submit(chat_t *chat, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
                      int64_t sender_id, const char *content, size_t content_len,
                      const char *client_id);
 

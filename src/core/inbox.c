@@ -23,6 +23,10 @@ static void inbox_run_all(inbox_t *inbox) {
     }
 }
 
+void inbox_drain(inbox_t *inbox) {
+    inbox_run_all(inbox);
+}
+
 static void inbox_on_async(uv_async_t *async) {
     inbox_run_all((inbox_t *)async->data);
 }

@@ -35,6 +35,10 @@ int inbox_init(inbox_t *inbox, uv_loop_t *loop);
 /* Thread-safe. Producers must be stopped before inbox_close: an item posted
  * after it is never run. */
 void inbox_post(inbox_t *inbox, inbox_item_t *item);
+/* Runs what is queued now (and what those items post) without waiting for
+ * the wake-up. Call on the loop's thread, not from inside an item: the items
+ * it runs would overtake the rest of that item's batch. */
+void inbox_drain(inbox_t *inbox);
 /* Runs what is still queued, then closes the async handle (on_closed may be
  * NULL). Call on the loop's thread. */
 void inbox_close(inbox_t *inbox, uv_close_cb on_closed);

@@ -32,6 +32,7 @@ typedef struct {
     int64_t user_id;
     char email[256];
     char username[64];
+    int64_t expires_at; /* the token's exp, seconds */
 } http_auth_t;
 
 struct http_request_s {
@@ -49,11 +50,13 @@ struct http_request_s {
     const char *route; /* the matched pattern, e.g. "/rooms/:id"; for logs and metrics */
     int64_t params[HTTP_MAX_PATH_PARAMS]; /* numeric path parameters, in order */
     size_t param_count;
-    http_auth_t auth; /* filled for routes with ROUTE_AUTH */
+    unsigned route_flags; /* the matched route's ROUTE_* flags */
+    http_auth_t auth;     /* filled for routes with ROUTE_AUTH */
 
     void *app;          /* the application context given to server_start */
     inbox_t *inbox;     /* the owning loop's inbox: reply_to for store jobs */
     void *loop;         /* the owning uv_loop_t, for crypto jobs */
+    int loop_index;     /* 0 .. THREADS-1 */
     void *handler_data; /* free for the handler's own use */
 };
 

@@ -82,13 +82,18 @@ static void pending_consume(http_conn_t *conn, size_t n) {
     conn->pending_len -= (uint32_t)n;
 }
 
-static void on_close(uv_handle_t *handle) {
-    http_conn_t *conn = handle->data;
+void http_conn_destroy(http_conn_t *conn) {
     net_loop_t *nl = conn->nl;
+    http_rx_free(conn->rx);
+    free(conn->pending);
     free(conn);
     http_metrics_conn_release();
     nl->conn_count--;
     net_loop_conn_gone(nl);
+}
+
+static void on_close(uv_handle_t *handle) {
+    http_conn_destroy(handle->data);
 }
 
 static void on_close_free(uv_handle_t *handle) {
@@ -122,7 +127,8 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_update_reading(http_conn_t *conn) {
-    if (conn->state == CONN_CLOSED)
+    /* An upgraded connection reads for the WebSocket side now. */
+    if (conn->state == CONN_CLOSED || conn->state == CONN_UPGRADED)
         return;
     int want = conn->state == CONN_READING || conn->state == CONN_DRAINING;
     if (want && !conn->reading) {
@@ -332,6 +338,17 @@ void http_conn_response_done(http_conn_t *conn, int keep_alive, int write_status
     conn_set_deadline(conn, conn->pending_len > 0 ? DEADLINE_HEAD : DEADLINE_IDLE);
     if (!conn->pumping)
         conn_pump(conn);
+}
+
+void http_conn_detach(http_conn_t *conn) {
+    conn_unlink(conn);
+    conn_set_deadline(conn, DEADLINE_NONE);
+    if (conn->reading) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->reading = 0;
+    }
+    conn->current = NULL;
+    conn->state = CONN_UPGRADED;
 }
 
 static void conn_record_peer(http_conn_t *conn) {

@@ -1,6 +1,6 @@
 /* What happens to a complete request before its handler sees it: CORS
- * preflight, routing (404/405), the JSON content-type check (415) and
- * authentication. */
+ * preflight, routing (404/405), the WebSocket handshake checks (ws.h), the
+ * JSON content-type check (415) and authentication. */
 #include "core/log.h"
 #include "net/net_internal.h"
 
@@ -77,12 +77,15 @@ void http_dispatch(http_exchange_t *x) {
         return;
     }
     req->route = route->pattern;
+    req->route_flags = route->flags;
+    if ((route->flags & ROUTE_WEBSOCKET) && ws_handshake_check(req) != 0)
+        return;
     if ((route->flags & ROUTE_JSON) && !content_type_ok(req)) {
         http_respond_error(req, 415, "unsupported_media_type",
                            "Content-Type must be application/json");
         return;
     }
-    if (route->flags & ROUTE_AUTH) {
+    if (route->flags & (ROUTE_AUTH | ROUTE_WEBSOCKET)) {
         if (o->authenticate == NULL) {
             log_error("route needs authentication but none is configured",
                       LOG_S("route", route->pattern));

@@ -107,6 +107,7 @@ http_exchange_t *http_exchange_new(http_conn_t *conn, http_rx_t *rx) {
     req->app = nl->opts->app;
     req->inbox = &nl->inbox;
     req->loop = &nl->loop;
+    req->loop_index = nl->index;
     http_conn_peer_name(conn, req->remote_addr, sizeof(req->remote_addr));
     if (rx != NULL) {
         if (rx->method_known) {

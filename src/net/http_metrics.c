@@ -1,6 +1,6 @@
-/* HTTP metrics, shared by every loop: open connections (atomic), requests by
- * route/method/status (a small table under a mutex) and one latency
- * histogram (atomic buckets). */
+/* Network metrics, shared by every loop: open connections (atomic), requests
+ * by route/method/status (a small table under a mutex), one latency
+ * histogram (atomic buckets), and the WebSocket counters (atomic). */
 #include "net/net_internal.h"
 
 #include <pthread.h>
@@ -24,6 +24,9 @@ static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 #define NBUCKETS (sizeof(bucket_bounds) / sizeof(bucket_bounds[0]))
 
 static atomic_int open_connections;
+static atomic_int open_websockets;
+static _Atomic uint64_t slow_consumers_closed;
+static _Atomic uint64_t ws_frames_sent;
 static _Atomic uint64_t bucket_counts[NBUCKETS + 1]; /* the last one is +Inf */
 static _Atomic uint64_t duration_sum_us;
 
@@ -43,6 +46,18 @@ int http_metrics_conn_acquire(int max) {
 
 void http_metrics_conn_release(void) {
     atomic_fetch_sub(&open_connections, 1);
+}
+
+void ws_metrics_open(int delta) {
+    atomic_fetch_add_explicit(&open_websockets, delta, memory_order_relaxed);
+}
+
+void ws_metrics_slow_consumer(void) {
+    atomic_fetch_add_explicit(&slow_consumers_closed, 1, memory_order_relaxed);
+}
+
+void ws_metrics_frames_sent(uint64_t frames) {
+    atomic_fetch_add_explicit(&ws_frames_sent, frames, memory_order_relaxed);
 }
 
 static void copy_label(char *dst, size_t cap, const char *src) {
@@ -149,5 +164,20 @@ int server_metrics_render(buf_t *out) {
                         atomic_load(&open_connections));
     rc |= render_requests(out);
     rc |= render_histogram(out);
+    rc |= buf_printf(out,
+                     "# HELP chatd_websocket_connections Open WebSocket connections.\n"
+                     "# TYPE chatd_websocket_connections gauge\n"
+                     "chatd_websocket_connections %d\n"
+                     "# HELP chatd_websocket_slow_consumers_closed_total WebSocket connections "
+                     "closed with 1013 for exceeding WS_OUTBOUND_LIMIT_BYTES.\n"
+                     "# TYPE chatd_websocket_slow_consumers_closed_total counter\n"
+                     "chatd_websocket_slow_consumers_closed_total %llu\n"
+                     "# HELP chatd_websocket_frames_sent_total WebSocket frames written to "
+                     "sockets.\n"
+                     "# TYPE chatd_websocket_frames_sent_total counter\n"
+                     "chatd_websocket_frames_sent_total %llu\n",
+                     atomic_load(&open_websockets),
+                     (unsigned long long)atomic_load(&slow_consumers_closed),
+                     (unsigned long long)atomic_load(&ws_frames_sent));
     return rc != 0 ? -1 : 0;
 }

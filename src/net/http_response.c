@@ -56,8 +56,7 @@ static int serialise(http_exchange_t *x, int status, const char *content_type, c
     return rc;
 }
 
-/* Logs and counts the request, frees it, and tells the connection. */
-static void exchange_finish(http_exchange_t *x, int write_status) {
+void http_exchange_record(http_exchange_t *x) {
     http_request_t *req = &x->req;
     double seconds = (double)(time_monotonic_ns() - x->start_ns) / 1e9;
     const char *route = req->route != NULL ? req->route : "unmatched";
@@ -66,6 +65,11 @@ static void exchange_finish(http_exchange_t *x, int write_status) {
              LOG_D("duration_ms", seconds * 1000.0), LOG_S("request_id", req->request_id),
              LOG_S("remote", req->remote_addr));
     http_metrics_observe(route, req->method_name, x->status, seconds);
+}
+
+/* Logs and counts the request, frees it, and tells the connection. */
+static void exchange_finish(http_exchange_t *x, int write_status) {
+    http_exchange_record(x);
     http_conn_t *conn = x->conn;
     int keep_alive = x->keep_alive;
     http_exchange_free(x);

@@ -10,15 +10,20 @@
  *                   connection, or a future upgraded one, holds no parser).
  *   http_exchange_t one request from dispatch to the end of its response;
  *                   owned by itself: freed when the response is written, or
- *                   when it is answered after its connection closed. */
+ *                   when it is answered after its connection closed.
+ *   ws_conn_t       the WebSocket state of an upgraded connection (ws_conn.h);
+ *                   owned by its http_conn_t from the upgrade on, freed with
+ *                   it in the handle's close callback. */
 #ifndef CHATD_NET_NET_INTERNAL_H
 #define CHATD_NET_NET_INTERNAL_H
 
 #include "core/buf.h"
 #include "core/inbox.h"
+#include "core/shared_buf.h"
 #include "net/server.h"
 
 #include <http_parser.h>
+#include <limits.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -32,6 +37,14 @@ typedef struct net_loop_s net_loop_t;
 typedef struct http_conn_s http_conn_t;
 typedef struct http_rx_s http_rx_t;
 typedef struct http_exchange_s http_exchange_t;
+typedef struct ws_conn_s ws_conn_t;
+
+/* Most frames handed to one writev. */
+#if defined(IOV_MAX) && IOV_MAX < 1024
+#define NET_IOV_MAX IOV_MAX
+#else
+#define NET_IOV_MAX 1024
+#endif
 
 struct net_loop_s {
     uv_loop_t loop;
@@ -44,8 +57,21 @@ struct net_loop_s {
     int index;
     uv_thread_t thread;
 
-    http_conn_t *conns; /* open connections (not yet closing), for sweeps and shutdown */
-    size_t conn_count;  /* every connection until its close callback */
+    http_conn_t *conns; /* open HTTP connections (not yet closing), for sweeps and shutdown */
+    size_t conn_count;  /* every connection, HTTP or WebSocket, until its close callback */
+
+    /* WebSocket side (ws_conn.c, ws_out.c). */
+    http_conn_t *ws_conns;   /* upgraded connections not yet closed, linked by prev/next */
+    ws_conn_t *ws_dirty;     /* connections with frames to flush, linked by dirty_next */
+    uv_prepare_t ws_prepare; /* flush before polling: sends made by close callbacks */
+    uv_check_t ws_check;     /* flush after polling: sends made by I/O callbacks */
+    int ws_flush_open;
+    int ws_flushing;           /* the flush handles are started */
+    int ws_drop_inbound;       /* shutdown: messages read are no longer delivered */
+    int ws_shutdown_phase;     /* 0 none, 1 waiting for shutdown_ready, 2 closing */
+    uint64_t ws_next_sweep_ms; /* liveness checks are rarer than HTTP deadline checks */
+    shared_buf_t *ws_ping;     /* the empty ping frame every connection of the loop shares */
+    uv_buf_t ws_iov[NET_IOV_MAX];
 
     uint64_t id_seed;
     uint64_t id_counter;
@@ -69,6 +95,7 @@ typedef enum {
     CONN_READING,  /* receiving (or waiting for) a request */
     CONN_HANDLING, /* a request is with its handler or being written; not reading */
     CONN_DRAINING, /* last response written, FIN sent; discarding input until EOF */
+    CONN_UPGRADED, /* a WebSocket connection now: ws_conn.c reads and closes it */
     CONN_CLOSED,   /* uv_close called; freed in the close callback */
 } conn_state_t;
 
@@ -92,6 +119,7 @@ struct http_conn_s {
     uint64_t deadline_ms; /* uv_now() scale */
     http_rx_t *rx;
     http_exchange_t *current; /* the request being handled or written */
+    ws_conn_t *ws;            /* set by the upgrade */
     char *pending;            /* bytes read past the current request, not parsed yet */
     uint32_t pending_len;
     uint32_t pending_cap;
@@ -173,7 +201,13 @@ void http_conn_peer_name(const http_conn_t *conn, char *out, size_t outlen);
 /* http_dispatch.c: CORS preflight, routing, 415, authentication, handler. */
 void http_dispatch(http_exchange_t *x);
 
+/* ws_upgrade.c: checks a WebSocket handshake request; returns 0, or answers
+ * it (400, 403, 426) and returns -1. */
+int ws_handshake_check(http_request_t *req);
+
 /* http_response.c: the ways out of a request are http_respond* (http.h). */
+/* Writes the access log line and counts the request in the metrics. */
+void http_exchange_record(http_exchange_t *x);
 
 /* http_conn.c */
 void http_conn_accept(net_loop_t *nl);
@@ -185,6 +219,11 @@ void http_conn_sweep(net_loop_t *nl, uint64_t now_ms);
 /* Shutdown: closes connections with no request under way (all of them when
  * force is set). */
 void http_conn_close_idle(net_loop_t *nl, int force);
+/* Upgrade: takes conn out of HTTP's hands (list, deadlines, reading); its
+ * pending bytes stay. */
+void http_conn_detach(http_conn_t *conn);
+/* Frees a connection whose handle has closed and tells the loop. */
+void http_conn_destroy(http_conn_t *conn);
 
 /* server.c */
 /* Fills out with a fresh request id (16 hex digits, unique within the loop). */
@@ -197,5 +236,8 @@ void net_loop_conn_gone(net_loop_t *nl);
 int http_metrics_conn_acquire(int max);
 void http_metrics_conn_release(void);
 void http_metrics_observe(const char *route, const char *method, int status, double seconds);
+void ws_metrics_open(int delta);
+void ws_metrics_slow_consumer(void);
+void ws_metrics_frames_sent(uint64_t frames);
 
 #endif

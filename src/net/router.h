@@ -14,8 +14,9 @@
 typedef void (*http_handler_fn)(http_request_t *req);
 
 enum {
-    ROUTE_AUTH = 1 << 0, /* needs a valid bearer token: the authenticate hook runs first */
-    ROUTE_JSON = 1 << 1, /* has a JSON body: other content types get 415 */
+    ROUTE_AUTH = 1 << 0,      /* needs a valid bearer token: the authenticate hook runs first */
+    ROUTE_JSON = 1 << 1,      /* has a JSON body: other content types get 415 */
+    ROUTE_WEBSOCKET = 1 << 2, /* a WebSocket upgrade (net/ws.h); implies the auth hook */
 };
 
 typedef struct {

@@ -4,16 +4,22 @@
  * Shutdown: the first SIGTERM/SIGINT (watched on loop 0) tells every loop,
  * through its inbox, to stop accepting and close its idle connections; the
  * requests under way are answered (with Connection: close) until
- * SHUTDOWN_TIMEOUT_MS, when whatever is left is closed. A loop with no
+ * SHUTDOWN_TIMEOUT_MS, when whatever is left is closed. WebSockets stop
+ * delivering messages at once; the sweep then waits for every loop to have
+ * done so and for shutdown_ready (within the same deadline), runs what the
+ * inbox holds, and closes them with 1001 after what they have queued
+ * (loop_ws_shutdown). A loop with no
  * connections left closes its handles and its uv_run returns. Loop 0 keeps
  * watching signals until every other loop has reported back, so a second
  * signal can still force the stop: it closes every connection at once. */
 #include "core/log.h"
 #include "net/net_internal.h"
+#include "net/ws_conn.h"
 
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +39,8 @@ struct server_s {
     uv_signal_t sigint;
     int signals_open;
     int signals_seen;
-    int loops_finished; /* loops other than 0 that are done; loop 0's thread only */
+    int loops_finished;     /* loops other than 0 that are done; loop 0's thread only */
+    atomic_int loops_quiet; /* loops that no longer deliver WebSocket messages */
 };
 
 /* splitmix64's finaliser is a bijection: distinct counters, distinct ids. */
@@ -76,6 +83,13 @@ static void loop_close_handles(net_loop_t *nl) {
         nl->inbox_open = 0;
         inbox_close(&nl->inbox, NULL);
     }
+    ws_out_close(nl);
+}
+
+/* Frees a loop whose handles are closed and whose uv_loop_t is done. */
+static void loop_free(net_loop_t *nl) {
+    shared_buf_unref(nl->ws_ping);
+    free(nl);
 }
 
 static void server_close_signals(server_t *s) {
@@ -87,6 +101,7 @@ static void server_close_signals(server_t *s) {
 }
 
 static void on_loop_finished(inbox_item_t *item);
+static void on_sweep(uv_timer_t *timer);
 
 /* A shutting-down loop with no connections left closes its handles; loop 0
  * waits for the others first (it owns the signal watchers). */
@@ -126,9 +141,39 @@ static void loop_begin_shutdown(net_loop_t *nl, int force) {
             nl->listener_open = 0;
             uv_close((uv_handle_t *)&nl->listener, NULL);
         }
+        /* From here on every message this loop accepted is counted by
+         * shutdown_ready. This may run from an inbox item, where the inbox
+         * must not be drained: the next steps run from the sweep, due now. */
+        nl->ws_drop_inbound = 1;
+        nl->ws_shutdown_phase = 1;
+        atomic_fetch_add(&nl->server->loops_quiet, 1);
+        if (nl->timer_open)
+            uv_timer_start(&nl->sweep, on_sweep, 0, uv_timer_get_repeat(&nl->sweep));
     }
     http_conn_close_idle(nl, force);
+    if (force) {
+        nl->ws_shutdown_phase = 2;
+        ws_close_all(nl, uv_now(&nl->loop), 1);
+    }
     loop_maybe_finish(nl);
+}
+
+/* WebSockets get their 1001 once no accepted message can still be on its
+ * way to them: every loop has stopped delivering messages (a message that
+ * one loop accepts may be published to subscribers on all of them) and
+ * shutdown_ready says the accepted ones are published; or at the deadline.
+ * Then what this loop's inbox holds (those publications) is queued first. */
+static void loop_ws_shutdown(net_loop_t *nl, uint64_t now) {
+    server_t *s = nl->server;
+    if (nl->ws_shutdown_phase != 1)
+        return;
+    int (*ready)(void *app) = s->opts.shutdown_ready;
+    int quiet = atomic_load(&s->loops_quiet) == s->nloops;
+    if (now < nl->shutdown_deadline_ms && (!quiet || (ready != NULL && !ready(s->opts.app))))
+        return;
+    nl->ws_shutdown_phase = 2;
+    inbox_drain(&nl->inbox);
+    ws_close_all(nl, now, 0);
 }
 
 static void on_shutdown_item(inbox_item_t *item) {
@@ -160,6 +205,8 @@ static void on_signal(uv_signal_t *handle, int signum) {
 static void on_sweep(uv_timer_t *timer) {
     net_loop_t *nl = timer->data;
     uint64_t now = uv_now(&nl->loop);
+    loop_ws_shutdown(nl, now);
+    ws_sweep(nl, now);
     if (nl->shutting_down && now >= nl->shutdown_deadline_ms) {
         if (nl->conns != NULL)
             log_warn("shutdown timeout: closing connections", LOG_I("loop", nl->index));
@@ -178,11 +225,16 @@ static void on_connection(uv_stream_t *listener, int status) {
     http_conn_accept(nl);
 }
 
+static int shorter(int shortest, int ms) {
+    return ms > 0 && ms < shortest ? ms : shortest;
+}
+
 /* Deadlines are checked a few times per shortest timeout, at most every
  * 250 ms: one timer per loop instead of one per connection. */
 static uint64_t sweep_interval_ms(const config_t *cfg) {
-    int shortest = cfg->header_timeout_ms < cfg->idle_timeout_ms ? cfg->header_timeout_ms
-                                                                 : cfg->idle_timeout_ms;
+    int shortest = shorter(cfg->header_timeout_ms, cfg->idle_timeout_ms);
+    shortest = shorter(shortest, cfg->ws_ping_interval_ms);
+    shortest = shorter(shortest, cfg->ws_ping_timeout_ms);
     int ms = shortest / 4;
     return (uint64_t)(ms < 10 ? 10 : ms > 250 ? 250 : ms);
 }
@@ -216,7 +268,7 @@ static void loop_discard(net_loop_t *nl) {
     loop_close_handles(nl);
     uv_run(&nl->loop, UV_RUN_DEFAULT);
     uv_loop_close(&nl->loop);
-    free(nl);
+    loop_free(nl);
 }
 
 static net_loop_t *loop_new(server_t *s, int index, const struct sockaddr *addr, char *err,
@@ -240,6 +292,11 @@ static net_loop_t *loop_new(server_t *s, int index, const struct sockaddr *addr,
         return NULL;
     }
     nl->inbox_open = 1;
+    if (ws_out_init(nl) != 0) {
+        snprintf(err, errlen, "cannot create I/O loop %d", index);
+        loop_discard(nl);
+        return NULL;
+    }
     uv_timer_init(&nl->loop, &nl->sweep);
     nl->timer_open = 1;
     nl->sweep.data = nl;
@@ -332,7 +389,7 @@ static void server_abort(server_t *s, int started) {
             continue;
         if (i >= 1 && i <= started) {
             uv_loop_close(&nl->loop);
-            free(nl);
+            loop_free(nl);
         } else {
             loop_discard(nl);
         }
@@ -399,7 +456,7 @@ void server_free(server_t *s) {
     for (int i = 0; i < s->nloops; i++) {
         if (uv_loop_close(&s->loops[i]->loop) != 0)
             log_error("I/O loop still busy at free", LOG_I("loop", i));
-        free(s->loops[i]);
+        loop_free(s->loops[i]);
     }
     free(s->loops);
     free(s);

@@ -19,6 +19,13 @@ typedef struct {
      * the request itself (401) and returns -1. Runs on the loop thread. */
     int (*authenticate)(http_request_t *req);
     void *app; /* copied into every request's app */
+    /* Shutdown, WebSocket side: after SIGTERM the loops stop reading
+     * WebSocket messages, then wait (within SHUTDOWN_TIMEOUT_MS) until all
+     * of them have and this returns non-zero, meaning no accepted message
+     * (from a socket or a request) is still on its way to being stored and
+     * published, run what their inboxes still hold, and only then send 1001
+     * to every WebSocket. NULL: no wait. Thread-safe. */
+    int (*shutdown_ready)(void *app);
 } server_options_t;
 
 /* Binds every listener (an error when the address is taken) and starts the
@@ -33,9 +40,10 @@ int server_run(server_t *server);
 /* Frees the server after server_run returned. */
 void server_free(server_t *server);
 
-/* Appends the HTTP metrics in Prometheus text format: open connections,
- * requests by route and status, request duration histogram. Thread-safe.
- * Returns 0 or -1. */
+/* Appends the network metrics in Prometheus text format: open connections,
+ * requests by route and status, request duration histogram, open
+ * WebSockets, slow consumers closed, frames sent. Thread-safe. Returns 0 or
+ * -1. */
 int server_metrics_render(buf_t *out);
 
 #endif

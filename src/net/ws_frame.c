@@ -51,6 +51,9 @@ static int accept_header(ws_parser_t *p) {
             return WS_CLOSE_PROTOCOL_ERROR;
         pos = 10;
     }
+    /* RFC 6455 section 5.2: the length MUST use the fewest bytes. */
+    if ((len7 == 126 && len < 126) || (len7 == 127 && len <= 0xFFFF))
+        return WS_CLOSE_PROTOCOL_ERROR;
     memcpy(p->mask, h + pos, 4);
     p->payload_len = len;
     p->payload_done = 0;

@@ -12,7 +12,6 @@
 #include <string.h>
 
 #define PAGE_LIMIT_DEFAULT 50
-#define PAGE_LIMIT_MAX     1000
 
 typedef struct {
     bool exists;
@@ -442,8 +441,8 @@ static int op_messages_page(store_db_t *db, store_job_t *job) {
     if (rc <= 0)
         return rc;
     int limit = job->in.limit <= 0 ? PAGE_LIMIT_DEFAULT : job->in.limit;
-    if (limit > PAGE_LIMIT_MAX)
-        limit = PAGE_LIMIT_MAX;
+    if (limit > STORE_PAGE_LIMIT_MAX)
+        limit = STORE_PAGE_LIMIT_MAX;
     int64_t before = job->in.before_id > 0 ? job->in.before_id : INT64_MAX;
     bool ascending = job->in.after_id > 0 || job->in.from_start;
     db_rows_t rows;
@@ -486,6 +485,53 @@ static int op_messages_page(store_db_t *db, store_job_t *job) {
     return 0;
 }
 
+/* Checks run first (room, access, the message), so a marker that would
+ * not move writes nothing. */
+static int op_read_mark(store_db_t *db, store_job_t *job) {
+    int64_t room = job->in.room_id, reader = job->auth_user_id, msg = job->in.message_id;
+    db_param_t p[] = {DBP_INT(room), DBP_INT(reader), DBP_INT(msg), DBP_INT(time_wall_ms())};
+    db_rows_t rows;
+    room_access_t a = {0};
+    int rc = query_row(db, STMT_READ_ACCESS, p, 3, &rows);
+    if (rc < 0)
+        return -1;
+    int64_t marker = 0;
+    bool message_in_room = false;
+    if (rc == 1) {
+        a.exists = true;
+        a.is_private = db_int(&rows, 0) != 0;
+        a.is_member = db_int(&rows, 1) != 0;
+        marker = db_int(&rows, 2);
+        message_in_room = db_int(&rows, 3) != 0;
+        db_finish(&rows);
+    }
+    job->out.status = read_status(&a, reader);
+    if (job->out.status != STORE_OK)
+        return 0;
+    if (!message_in_room) {
+        job->out.status = STORE_NOT_FOUND;
+        return 0;
+    }
+    job->out.read_message_id = marker;
+    if (msg <= marker)
+        return 0;
+    rc = query_row(db, STMT_READ_MARK, p, 4, &rows);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        job->out.advanced = true;
+        job->out.read_message_id = db_int(&rows, 0);
+        db_finish(&rows);
+        return 0;
+    }
+    /* Another node moved it further meanwhile: report where it is now. */
+    if (query_row(db, STMT_READ_ACCESS, p, 3, &rows) <= 0)
+        return -1;
+    job->out.read_message_id = db_int(&rows, 2);
+    db_finish(&rows);
+    return 0;
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 static bool has_inputs(const store_job_t *job) {
@@ -499,6 +545,7 @@ static bool has_inputs(const store_job_t *job) {
     case STORE_ROOM_JOIN:
     case STORE_ROOM_LEAVE:
     case STORE_DM_OPEN:
+    case STORE_READ_MARK:
         return job->auth_user_id != 0;
     case STORE_MESSAGE_INSERT:
         /* PostgreSQL text cannot hold NUL; refuse it on both backends. */
@@ -560,6 +607,8 @@ int store_ops_run(store_db_t *db, store_job_t *job) {
         return op_room_add_member(db, job);
     case STORE_DM_OPEN:
         return op_dm_open(db, job);
+    case STORE_READ_MARK:
+        return op_read_mark(db, job);
     default:
         job->out.status = STORE_ERROR;
         return 0;

@@ -7,7 +7,8 @@
  * message inserts is sent as one pipeline: BEGIN, one statement per message
  * (a data-modifying CTE that checks sender, room and access, inserts the
  * row and the first-post membership, and returns a client_id repeat's
- * stored row), COMMIT, sync. Other batches run their ops one by one. */
+ * stored row), COMMIT, sync. In a batch with other writes, each run of
+ * consecutive inserts is such a pipeline and the other ops run one by one. */
 #include "store/backend.h"
 
 #include "core/log.h"
@@ -479,13 +480,33 @@ static int pg_message_insert(store_db_t *db, store_job_t *job) {
     return insert_pipeline((pg_db_t *)db, &job, 1, false);
 }
 
+/* Other writes among the inserts (read markers, joins): one transaction in
+ * which each run of consecutive inserts is still one pipeline. */
+static int mixed_batch(pg_db_t *d, store_job_t **jobs, size_t n) {
+    if (pg_exec(&d->base, "BEGIN", NULL, 0) < 0)
+        return -1;
+    for (size_t i = 0; i < n;) {
+        size_t inserts = 0;
+        while (i + inserts < n && jobs[i + inserts]->op == STORE_MESSAGE_INSERT)
+            inserts++;
+        int rc = inserts > 0 ? insert_pipeline(d, jobs + i, inserts, false)
+                             : store_ops_run(&d->base, jobs[i]);
+        if (rc < 0)
+            return -1;
+        i += inserts > 0 ? inserts : 1;
+    }
+    return pg_exec(&d->base, "COMMIT", NULL, 0);
+}
+
 static int pg_write_batch(store_db_t *db, store_job_t **jobs, size_t n) {
     pg_db_t *d = (pg_db_t *)db;
-    for (size_t i = 0; i < n; i++) {
-        if (jobs[i]->op != STORE_MESSAGE_INSERT)
-            return store_ops_write_batch(db, jobs, n);
-    }
-    if (insert_pipeline(d, jobs, n, true) == 0)
+    size_t inserts = 0;
+    for (size_t i = 0; i < n; i++)
+        inserts += jobs[i]->op == STORE_MESSAGE_INSERT;
+    int rc = inserts == n   ? insert_pipeline(d, jobs, n, true)
+             : inserts == 0 ? store_ops_write_batch(db, jobs, n)
+                            : mixed_batch(d, jobs, n);
+    if (rc == 0)
         return 0;
     if (!pg_broken(db))
         pg_exec(db, "ROLLBACK", NULL, 0);

@@ -67,6 +67,25 @@ const store_sql_t store_sql[STMT_COUNT] = {
                                                     "ORDER BY m.id DESC LIMIT $3"},
     [STMT_PAGE_ASC] = {"page_asc", MESSAGE_SELECT "WHERE m.room_id = $1 AND m.id > $2 "
                                                   "AND m.id < $3 ORDER BY m.id LIMIT $4"},
+    /* $1 room, $2 reader, $3 message: is_private, is_member, the marker,
+     * whether the message is in the room; no row when the room is unknown. */
+    [STMT_READ_ACCESS] = {"read_access", "SELECT CAST(r.is_private AS INTEGER), "
+                                         "CAST(m.user_id IS NOT NULL AS INTEGER), "
+                                         "COALESCE(m.last_read_message_id, 0), "
+                                         "CAST(EXISTS (SELECT 1 FROM messages g WHERE g.id = $3 "
+                                         "AND g.room_id = r.id) AS INTEGER) "
+                                         "FROM rooms r LEFT JOIN room_members m "
+                                         "ON m.room_id = r.id AND m.user_id = $2 WHERE r.id = $1"},
+    /* Makes a non-member a member as it moves the marker; a row comes back
+     * only when the marker moved (the WHERE keeps it from going backwards,
+     * even against another node's write). */
+    [STMT_READ_MARK] = {"read_mark",
+                        "INSERT INTO room_members (room_id, user_id, joined_at, "
+                        "last_read_message_id) VALUES ($1, $2, $4, $3) "
+                        "ON CONFLICT (room_id, user_id) DO UPDATE "
+                        "SET last_read_message_id = excluded.last_read_message_id "
+                        "WHERE room_members.last_read_message_id < "
+                        "excluded.last_read_message_id RETURNING last_read_message_id"},
     [STMT_MIGRATION_APPLIED] = {"migration_applied",
                                 "SELECT 1 FROM schema_migrations WHERE version = $1"},
     [STMT_MIGRATION_RECORD] = {"migration_record",

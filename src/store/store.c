@@ -47,7 +47,9 @@ struct store_s {
     bool closing;
 
     store_thread_t writer;
-    store_job_t **batch; /* the writer's, batch_max long */
+    store_job_t **batch;       /* the writer's, batch_max long */
+    store_commit_fn commit_fn; /* set under lock, read by the writer under lock */
+    void *commit_ctx;
     store_thread_t *readers;
     int reader_count;
 
@@ -158,6 +160,24 @@ static void run_batch(store_t *s, store_job_t **jobs, size_t n) {
         fail_job(s, jobs[i], status);
 }
 
+static bool must_announce(const store_job_t *job) {
+    if (job->out.status != STORE_OK)
+        return false;
+    return (job->op == STORE_MESSAGE_INSERT && !job->out.duplicate) ||
+           (job->op == STORE_READ_MARK && job->out.advanced);
+}
+
+/* After run_batch every OK status is committed (a rolled-back batch was
+ * rerun job by job, in order), so the jobs go out in the order they ran. */
+static void announce_commits(store_commit_fn fn, void *ctx, store_job_t **jobs, size_t n) {
+    if (fn == NULL)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (must_announce(jobs[i]))
+            fn(ctx, jobs[i]);
+    }
+}
+
 static size_t take_jobs(store_t *s, job_queue_t *q, store_job_t **out, size_t max) {
     size_t n = 0;
     while (q->head != NULL && n < max) {
@@ -178,10 +198,13 @@ static void *writer_main(void *arg) {
         while (s->writes.head == NULL && !s->closing)
             pthread_cond_wait(&s->write_ready, &s->lock);
         size_t n = take_jobs(s, &s->writes, s->batch, s->batch_max);
+        store_commit_fn fn = s->commit_fn;
+        void *ctx = s->commit_ctx;
         pthread_mutex_unlock(&s->lock);
         if (n == 0)
             return NULL; /* closing and drained */
         run_batch(s, s->batch, n);
+        announce_commits(fn, ctx, s->batch, n);
         for (size_t i = 0; i < n; i++)
             post_reply(s->batch[i]);
     }
@@ -249,6 +272,13 @@ int store_submit(store_t *s, store_job_t *job) {
     pthread_cond_signal(write ? &s->write_ready : &s->read_ready);
     pthread_mutex_unlock(&s->lock);
     return 0;
+}
+
+void store_set_commit_hook(store_t *s, store_commit_fn fn, void *ctx) {
+    pthread_mutex_lock(&s->lock);
+    s->commit_fn = fn;
+    s->commit_ctx = ctx;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static void free_message(store_message_t *m) {

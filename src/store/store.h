@@ -13,6 +13,10 @@
  * bad job cannot fail the others. A job's result therefore always describes
  * committed state.
  *
+ * Committed changes that others must hear about (a new message, a read
+ * marker that moved) are handed to the commit hook on the writer thread
+ * before any reply of their batch is posted; see store_set_commit_hook.
+ *
  * Contract: if store_submit returns an error, done is never called;
  * otherwise done is called exactly once, on reply_to's loop. The job is owned
  * by the caller; the store only fills its result fields. Result strings and
@@ -59,6 +63,9 @@ typedef enum {
                               unknown target: NOT_FOUND */
     STORE_DM_OPEN,         /* in.user_id (other) -> room, created */
     STORE_MESSAGE_INSERT,  /* in.room_id, content, client_id -> message, duplicate */
+    STORE_READ_MARK,       /* in.room_id, in.message_id (a message of that room, else
+                              NOT_FOUND) -> advanced, read_message_id; the marker never
+                              moves backwards; a public room's reader becomes a member */
     STORE_OP_COUNT
 } store_op_t;
 
@@ -122,7 +129,8 @@ struct store_job_s {
         int64_t before_id;     /* 0: no cursor */
         int64_t after_id;      /* 0: no cursor, unless from_start */
         bool from_start;       /* MESSAGES_PAGE: page upward from the first message */
-        int limit;
+        int limit;             /* MESSAGES_PAGE: 1..STORE_PAGE_LIMIT_MAX; 0: default */
+        int64_t message_id;    /* READ_MARK */
     } in;
 
     struct {
@@ -139,6 +147,8 @@ struct store_job_s {
         store_message_t *messages; /* ascending id */
         size_t message_count;
         bool has_more;
+        bool advanced;           /* READ_MARK: the marker moved forward */
+        int64_t read_message_id; /* READ_MARK: the marker after the job */
     } out;
 
     inbox_t *reply_to;
@@ -160,6 +170,21 @@ typedef struct {
     uint64_t errors;
 } store_stats_t;
 
+/* The largest MESSAGES_PAGE limit the store honours (larger ones are cut to
+ * it). The REST API allows less; a WebSocket replay asks for one row more
+ * than it may send, to learn whether it may send them all. */
+#define STORE_PAGE_LIMIT_MAX 1001
+
+/* Told about one committed job: a STORE_MESSAGE_INSERT with status OK that
+ * stored a new row (not a duplicate), or a STORE_READ_MARK with status OK
+ * whose marker advanced. Runs on the writer thread, after COMMIT and before
+ * any done callback of the job's batch is posted, once per such job in the
+ * order the jobs ran: new messages come in increasing id order. It must be
+ * quick and must not block (it holds up every later write); it may read
+ * job->in and job->out but not keep pointers into them, and must not submit
+ * to the store and wait. */
+typedef void (*store_commit_fn)(void *ctx, const store_job_t *job);
+
 /* Upper bounds, in seconds, of the commit latency histogram buckets. */
 #define STORE_COMMIT_BUCKET_COUNT 12
 extern const double STORE_COMMIT_BUCKETS[STORE_COMMIT_BUCKET_COUNT];
@@ -175,6 +200,11 @@ int store_migrate(const config_t *cfg, char *err, size_t errlen);
 /* Thread-safe. Returns 0, or -1 when the queue is full or the store is
  * closing (answer 503); done is then never called. */
 int store_submit(store_t *store, store_job_t *job);
+
+/* Installs the commit hook (NULL: none). Call it before the first
+ * store_submit; ctx must stay valid until store_close returns, since the
+ * jobs store_close drains are reported too. */
+void store_set_commit_hook(store_t *store, store_commit_fn fn, void *ctx);
 
 /* Frees what the store allocated in job->out and zeroes it. */
 void store_job_cleanup(store_job_t *job);

@@ -99,3 +99,50 @@ def server(backend, module_servers):
 def users(server):
     """Three registered users shared by a module's tests."""
     return [api.register(server) for _ in range(3)]
+
+
+# --------------------------------------------------------------------------
+# WebSocket modules: every combination of backend and I/O threads.
+
+THREADS = (1, 4)
+
+
+@pytest.fixture(scope="module", params=THREADS, ids=lambda t: f"threads{t}")
+def threads(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def ws_server(request, backend, threads):
+    """One server per test module, backend and THREADS value, with the
+    module's WS_SERVER_ENV on top; stopped before the next combination
+    starts."""
+    factory = ServerFactory(request)
+    env = {"THREADS": threads}
+    env.update(getattr(request.module, "WS_SERVER_ENV", {}))
+    server = factory(backend, env=env)
+    yield server
+    factory.teardown()
+
+
+@pytest.fixture(scope="module")
+def ws_users(ws_server):
+    """Four registered users shared by a module's tests."""
+    return [api.register(ws_server) for _ in range(4)]
+
+
+@pytest.fixture(autouse=True)
+def _ws_server_survived(request):
+    """A WebSocket test that kills the module's server fails with its log,
+    and the server is started again so that the next tests still say
+    something about themselves."""
+    yield
+    if "ws_server" not in request.fixturenames:
+        return
+    server = request.getfixturevalue("ws_server")
+    if server.proc is None or server.proc.poll() is None:
+        return
+    rc = server.proc.returncode
+    tail = server.log_tail(30)
+    server.start()
+    pytest.fail(f"chatd died during this test (exit {rc}); log tail:\n{tail}", pytrace=False)

@@ -11,11 +11,13 @@
 
 #include "core/config.h"
 #include "core/inbox.h"
+#include "store/backend.h"
 #include "store/migrations.h"
 #include "store/store.h"
 
 #include <libpq-fe.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -461,6 +463,13 @@ static void test_add_member(void **state) {
     assert_int_equal(room.member_count, 2);
     assert_true(list_has(s, bob, priv));
     assert_int_equal(room_op(s, STORE_ROOM_GET, bob, priv, 0, NULL), STORE_OK);
+    /* An added member passes the connect check (JOIN) of a private room,
+     * which changes nothing; carol, not yet added, does not. */
+    assert_int_equal(room_op(s, STORE_ROOM_JOIN, bob, priv, 0, &room), STORE_OK);
+    assert_int_equal(room.id, priv);
+    assert_true(room.is_private);
+    assert_int_equal(room.member_count, 2);
+    assert_int_equal(room_op(s, STORE_ROOM_JOIN, carol, priv, 0, NULL), STORE_FORBIDDEN);
     /* Now bob is a member, he may add carol too. */
     assert_int_equal(room_op(s, STORE_ROOM_ADD_MEMBER, bob, priv, carol, &room), STORE_OK);
     assert_int_equal(room.member_count, 3);
@@ -857,6 +866,555 @@ static void test_reconnect(void **state) {
     store_close(s);
 }
 
+/* ------------------------------------------------------- read markers */
+
+static int64_t post(store_t *s, int64_t auth, int64_t room, const char *content) {
+    store_job_t job;
+    insert_init(&job, auth, room, content, NULL);
+    assert_int_equal(run(s, &job), STORE_OK);
+    int64_t id = job.out.message.id;
+    store_job_cleanup(&job);
+    return id;
+}
+
+/* Runs a READ_MARK; returns its status and what it says of the marker. */
+static store_status_t read_mark(store_t *s, int64_t auth, int64_t room, int64_t message,
+                                bool *advanced, int64_t *marker) {
+    store_job_t job;
+    job_init(&job, STORE_READ_MARK, auth);
+    job.in.room_id = room;
+    job.in.message_id = message;
+    store_status_t st = run(s, &job);
+    *advanced = job.out.advanced;
+    *marker = job.out.read_message_id;
+    store_job_cleanup(&job);
+    return st;
+}
+
+/* The room as ROOM_GET and ROOMS_LIST show it to auth; both must agree. */
+static store_room_t seen_room(store_t *s, int64_t auth, int64_t room) {
+    store_room_t got;
+    assert_int_equal(room_op(s, STORE_ROOM_GET, auth, room, 0, &got), STORE_OK);
+    store_job_t job;
+    job_init(&job, STORE_ROOMS_LIST, auth);
+    assert_int_equal(run(s, &job), STORE_OK);
+    bool listed = false;
+    for (size_t i = 0; i < job.out.room_count; i++) {
+        if (job.out.rooms[i].id != room)
+            continue;
+        listed = true;
+        assert_int_equal(job.out.rooms[i].last_read_message_id, got.last_read_message_id);
+        assert_int_equal(job.out.rooms[i].unread_count, got.unread_count);
+    }
+    assert_true(listed);
+    store_job_cleanup(&job);
+    return got;
+}
+
+static int64_t stored_marker(int64_t room, int64_t user) {
+    char sql[160];
+    snprintf(
+        sql, sizeof sql,
+        "SELECT last_read_message_id FROM room_members WHERE room_id = %lld AND user_id = %lld",
+        (long long)room, (long long)user);
+    return sql_int(sql);
+}
+
+static void test_read_mark(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t carol = make_user(s, "carol@example.com", "carol");
+    int64_t pub = make_room(s, alice, "open", false);
+    int64_t priv = make_room(s, alice, "secret", true);
+    int64_t a1 = post(s, alice, pub, "a1");
+    int64_t a2 = post(s, alice, pub, "a2");
+    int64_t b1 = post(s, bob, pub, "b1");
+    int64_t a3 = post(s, alice, pub, "a3");
+    int64_t elsewhere = post(s, alice, 1, "elsewhere");
+    int64_t secret = post(s, alice, priv, "secret");
+    assert_true(a1 < a2 && a2 < b1 && b1 < a3);
+    bool adv;
+    int64_t marker;
+
+    /* Refusals, which change nothing. */
+    assert_int_equal(read_mark(s, carol, 999999, a1, &adv, &marker), STORE_NOT_FOUND);
+    assert_int_equal(read_mark(s, carol, priv, secret, &adv, &marker), STORE_FORBIDDEN);
+    assert_int_equal(read_mark(s, carol, pub, elsewhere, &adv, &marker), STORE_NOT_FOUND);
+    assert_int_equal(read_mark(s, carol, pub, secret + 1000, &adv, &marker), STORE_NOT_FOUND);
+    assert_int_equal(read_mark(s, carol, pub, 0, &adv, &marker), STORE_NOT_FOUND);
+    assert_int_equal(read_mark(s, carol + 1000, pub, a1, &adv, &marker), STORE_NO_USER);
+    assert_int_equal(read_mark(s, 0, pub, a1, &adv, &marker), STORE_ERROR);
+    assert_int_equal(count_members(s, alice, pub), 2);
+
+    /* A public room's reader becomes a member, marker set. */
+    assert_int_equal(read_mark(s, carol, pub, a2, &adv, &marker), STORE_OK);
+    assert_true(adv);
+    assert_int_equal(marker, a2);
+    assert_int_equal(count_members(s, alice, pub), 3);
+    assert_int_equal(stored_marker(pub, carol), a2);
+    /* Never backwards, and the same id again does not move it. */
+    assert_int_equal(read_mark(s, carol, pub, a1, &adv, &marker), STORE_OK);
+    assert_false(adv);
+    assert_int_equal(marker, a2);
+    assert_int_equal(read_mark(s, carol, pub, a2, &adv, &marker), STORE_OK);
+    assert_false(adv);
+    assert_int_equal(marker, a2);
+    assert_int_equal(stored_marker(pub, carol), a2);
+    assert_int_equal(count_members(s, alice, pub), 3);
+
+    /* Unread: others' messages after the marker (b1, a3). */
+    store_room_t room = seen_room(s, carol, pub);
+    assert_int_equal(room.last_read_message_id, a2);
+    assert_int_equal(room.unread_count, 2);
+    /* bob's own b1 is never unread for him. */
+    assert_int_equal(read_mark(s, bob, pub, a2, &adv, &marker), STORE_OK);
+    assert_true(adv);
+    room = seen_room(s, bob, pub);
+    assert_int_equal(room.last_read_message_id, a2);
+    assert_int_equal(room.unread_count, 1);
+    assert_int_equal(read_mark(s, bob, pub, a3, &adv, &marker), STORE_OK);
+    assert_true(adv);
+    assert_int_equal(marker, a3);
+    room = seen_room(s, bob, pub);
+    assert_int_equal(room.last_read_message_id, a3);
+    assert_int_equal(room.unread_count, 0);
+    /* Marking one's own message is fine. */
+    assert_int_equal(read_mark(s, bob, pub, b1, &adv, &marker), STORE_OK);
+    assert_false(adv);
+    assert_int_equal(marker, a3);
+
+    /* A new message from someone else is unread again. */
+    post(s, alice, pub, "a4");
+    assert_int_equal(seen_room(s, bob, pub).unread_count, 1);
+    assert_int_equal(seen_room(s, carol, pub).unread_count, 3);
+    /* Markers are per user: alice's never moved. */
+    room = seen_room(s, alice, pub);
+    assert_int_equal(room.last_read_message_id, 0);
+    assert_int_equal(room.unread_count, 1);
+
+    /* A private room's member may mark it. */
+    assert_int_equal(read_mark(s, alice, priv, secret, &adv, &marker), STORE_OK);
+    assert_true(adv);
+    room = seen_room(s, alice, priv);
+    assert_int_equal(room.last_read_message_id, secret);
+    assert_int_equal(room.unread_count, 0);
+    store_close(s);
+}
+
+/* -------------------------------------------------------- commit hook */
+
+typedef struct {
+    int hooked;   /* times the hook was told about the job */
+    int hook_seq; /* event_seq then */
+    int done_seq; /* event_seq when done ran */
+} seen_t;
+
+#define HOOK_LOG_MAX 512
+
+typedef struct {
+    const store_job_t *order[HOOK_LOG_MAX];
+    size_t count;
+    size_t strays; /* jobs the test did not mark */
+} hook_log_t;
+
+static atomic_int event_seq;
+
+/* On the writer thread: records only (assertions belong to the test's). */
+static void on_commit(void *ctx, const store_job_t *job) {
+    hook_log_t *log = ctx;
+    seen_t *seen = job->data;
+    if (seen == NULL || log->count == HOOK_LOG_MAX) {
+        log->strays++;
+        return;
+    }
+    seen->hooked++;
+    seen->hook_seq = atomic_fetch_add(&event_seq, 1);
+    log->order[log->count++] = job;
+}
+
+static void on_done_seen(store_job_t *job) {
+    seen_t *seen = job->data;
+    seen->done_seq = atomic_fetch_add(&event_seq, 1);
+    on_done(job);
+}
+
+static void watch(store_job_t *job, seen_t *seen) {
+    memset(seen, 0, sizeof *seen);
+    job->data = seen;
+    job->done = on_done_seen;
+}
+
+static bool must_hear(const store_job_t *job) {
+    if (job->out.status != STORE_OK)
+        return false;
+    return (job->op == STORE_MESSAGE_INSERT && !job->out.duplicate) ||
+           (job->op == STORE_READ_MARK && job->out.advanced);
+}
+
+/* Every job that must be heard of was, once, before its done; no other
+ * was; in the order they ran (submission order), new ids increasing. */
+static void check_heard(const hook_log_t *log, size_t from, store_job_t *jobs, seen_t *seen,
+                        size_t n) {
+    size_t expected = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool heard = must_hear(&jobs[i]);
+        assert_int_equal(seen[i].hooked, heard ? 1 : 0);
+        if (heard)
+            assert_true(seen[i].hook_seq < seen[i].done_seq);
+        expected += heard;
+    }
+    assert_int_equal(log->count - from, expected);
+    assert_int_equal(log->strays, 0);
+    int64_t last_id = 0;
+    for (size_t k = from; k < log->count; k++) {
+        const store_job_t *job = log->order[k];
+        assert_true(job >= jobs && job < jobs + n);
+        if (k > from)
+            assert_true(job > log->order[k - 1]);
+        if (job->op == STORE_MESSAGE_INSERT) {
+            assert_true(job->out.message.id > last_id);
+            last_id = job->out.message.id;
+        }
+    }
+}
+
+enum { HOOK_INSERTS = 150, HOOK_MIXED = 64, HOOK_DRAINED = 20 };
+
+/* Inserts only (PostgreSQL: one pipeline): new, repeated client_ids,
+ * refused ones, and on PostgreSQL one that fails the whole batch. */
+static void submit_inserts(store_t *s, store_job_t *jobs, seen_t *seen, int64_t alice, int64_t bob,
+                           int64_t priv) {
+    for (int i = 0; i < HOOK_INSERTS; i++) {
+        if (i % 25 == 7)
+            insert_init(&jobs[i], alice, 999999, "nowhere", NULL);
+        else if (i % 25 == 13)
+            insert_init(&jobs[i], bob, priv, "not mine", NULL);
+        else if (i == 77 && pg_url != NULL)
+            insert_init(&jobs[i], alice, 1, "bad \xff byte", NULL);
+        else if (i % 10 == 3)
+            insert_init(&jobs[i], alice, 1, "again", "same");
+        else
+            insert_init(&jobs[i], i % 2 ? bob : alice, 1 + i % 3, "hooked", NULL);
+        watch(&jobs[i], &seen[i]);
+        assert_int_equal(store_submit(s, &jobs[i]), 0);
+    }
+}
+
+static void check_inserts(store_job_t *jobs) {
+    bool first_same = true;
+    for (int i = 0; i < HOOK_INSERTS; i++) {
+        store_status_t st = jobs[i].out.status;
+        if (i % 25 == 7)
+            assert_int_equal(st, STORE_NOT_FOUND);
+        else if (i % 25 == 13)
+            assert_int_equal(st, STORE_FORBIDDEN);
+        else if (i == 77 && pg_url != NULL)
+            assert_int_equal(st, STORE_ERROR);
+        else
+            assert_int_equal(st, STORE_OK);
+        if (i % 25 != 7 && i % 25 != 13 && i % 10 == 3) {
+            assert_int_equal(jobs[i].out.duplicate, !first_same);
+            first_same = false;
+        }
+    }
+}
+
+/* Inserts, bob's read markers forward and back, refused markers and, if
+ * asked, a write that breaks a constraint (the batch is rerun job by job). */
+static void submit_mixed(store_t *s, store_job_t *jobs, seen_t *seen, int64_t alice, int64_t bob,
+                         const int64_t *room1, size_t room1_count, int64_t room2_msg,
+                         bool break_one) {
+    for (int i = 0; i < HOOK_MIXED; i++) {
+        store_job_t *job = &jobs[i];
+        if (i == 30 && break_one) {
+            job_init(job, STORE_USER_CREATE, 0);
+            job->in.email = "broken@example.com";
+            job->in.username = "";
+            job->in.password_hash = "x";
+        } else if (i % 4 == 0) {
+            insert_init(job, alice, 1, "mixed", NULL);
+        } else if (i % 4 == 3) {
+            insert_init(job, bob, 1, "mixed again", "mixed-same");
+        } else {
+            job_init(job, STORE_READ_MARK, bob);
+            job->in.room_id = 1;
+            if (i % 8 == 1)
+                job->in.message_id = room1[((size_t)i / 4 * 3) % room1_count];
+            else if (i % 8 == 5)
+                job->in.message_id = room1[0];
+            else if (i % 8 == 2)
+                job->in.room_id = 999999;
+            else
+                job->in.message_id = room2_msg; /* not in room 1 */
+        }
+        watch(job, &seen[i]);
+        assert_int_equal(store_submit(s, job), 0);
+    }
+}
+
+/* *marker: bob's before and after; *first_same: no "mixed-same" yet. */
+static void check_mixed(store_job_t *jobs, bool break_one, int64_t *marker, bool *first_same) {
+    for (int i = 0; i < HOOK_MIXED; i++) {
+        store_job_t *job = &jobs[i];
+        if (i == 30 && break_one) {
+            assert_int_equal(job->out.status, STORE_ERROR);
+        } else if (job->op == STORE_MESSAGE_INSERT) {
+            assert_int_equal(job->out.status, STORE_OK);
+            if (i % 4 == 3) {
+                assert_int_equal(job->out.duplicate, !*first_same);
+                *first_same = false;
+            }
+        } else if (i % 8 == 1 || i % 8 == 5) {
+            assert_int_equal(job->out.status, STORE_OK);
+            bool moves = job->in.message_id > *marker;
+            *marker = moves ? job->in.message_id : *marker;
+            assert_int_equal(job->out.advanced, moves);
+            assert_int_equal(job->out.read_message_id, *marker);
+        } else {
+            assert_int_equal(job->out.status, STORE_NOT_FOUND);
+        }
+    }
+    assert_int_equal(stored_marker(1, jobs[1].auth_user_id), *marker);
+}
+
+static void test_commit_hook(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    hook_log_t *log = calloc(1, sizeof *log);
+    store_set_commit_hook(s, on_commit, log);
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t priv = make_room(s, alice, "secret", true);
+    store_job_t *jobs = calloc(HOOK_INSERTS, sizeof *jobs);
+    seen_t *seen = calloc(HOOK_INSERTS, sizeof *seen);
+    store_stats_t before, after;
+    store_get_stats(s, &before);
+
+    int target = dones + HOOK_INSERTS;
+    submit_inserts(s, jobs, seen, alice, bob, priv);
+    wait_dones(target);
+    check_inserts(jobs);
+    check_heard(log, 0, jobs, seen, HOOK_INSERTS);
+    store_get_stats(s, &after);
+    assert_int_equal(after.messages_stored - before.messages_stored, log->count);
+    assert_int_equal(sql_int("SELECT count(*) FROM messages"), log->count);
+    /* The ids of room 1 (bob marks them below) and one of room 2. */
+    int64_t room1[HOOK_INSERTS], room2_msg = 0;
+    size_t room1_count = 0;
+    for (int i = 0; i < HOOK_INSERTS; i++) {
+        if (!must_hear(&jobs[i]))
+            continue;
+        if (jobs[i].out.message.room_id == 1)
+            room1[room1_count++] = jobs[i].out.message.id;
+        else if (jobs[i].out.message.room_id == 2)
+            room2_msg = jobs[i].out.message.id;
+    }
+    assert_true(room1_count > 20 && room2_msg > 0);
+    for (int i = 0; i < HOOK_INSERTS; i++)
+        store_job_cleanup(&jobs[i]);
+
+    /* Mixed batches, rolled back and rerun, then committed whole (on
+     * PostgreSQL, runs of inserts as pipelines inside one transaction). */
+    int64_t marker = 0;
+    bool first_same = true;
+    size_t from;
+    for (int round = 0; round < 2; round++) {
+        bool break_one = round == 0;
+        store_get_stats(s, &before);
+        from = log->count;
+        target = dones + HOOK_MIXED;
+        submit_mixed(s, jobs, seen, alice, bob, room1, room1_count, room2_msg, break_one);
+        wait_dones(target);
+        check_mixed(jobs, break_one, &marker, &first_same);
+        check_heard(log, from, jobs, seen, HOOK_MIXED);
+        store_get_stats(s, &after);
+        if (break_one)
+            assert_true(after.errors > before.errors);
+        else
+            assert_int_equal(after.errors, before.errors);
+        for (int i = 0; i < HOOK_MIXED; i++)
+            store_job_cleanup(&jobs[i]);
+    }
+
+    /* Closing drains the queue: the hook hears those too, before any of
+     * their replies is run. */
+    from = log->count;
+    target = dones + HOOK_DRAINED;
+    for (int i = 0; i < HOOK_DRAINED; i++) {
+        insert_init(&jobs[i], alice, 3, "last words", NULL);
+        watch(&jobs[i], &seen[i]);
+        assert_int_equal(store_submit(s, &jobs[i]), 0);
+    }
+    store_close(s);
+    assert_int_equal(log->count - from, HOOK_DRAINED);
+    assert_int_equal(dones, target - HOOK_DRAINED);
+    wait_dones(target);
+    check_heard(log, from, jobs, seen, HOOK_DRAINED);
+    for (int i = 0; i < HOOK_DRAINED; i++)
+        store_job_cleanup(&jobs[i]);
+    free(seen);
+    free(jobs);
+    free(log);
+}
+
+/* ------------------------------------------------------ replay reads */
+
+static void test_replay_page(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    enum { N = STORE_PAGE_LIMIT_MAX + 2 };
+    store_job_t *jobs = calloc(N, sizeof *jobs);
+    int64_t *ids = calloc(N, sizeof *ids), *got = calloc(N, sizeof *got);
+    int target = dones + N;
+    for (int i = 0; i < N; i++) {
+        insert_init(&jobs[i], alice, 2, "replayed", NULL);
+        assert_int_equal(store_submit(s, &jobs[i]), 0);
+    }
+    wait_dones(target);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(jobs[i].out.status, STORE_OK);
+        ids[i] = jobs[i].out.message.id;
+        if (i > 0)
+            assert_true(ids[i] > ids[i - 1]);
+        store_job_cleanup(&jobs[i]);
+    }
+    const size_t cap = STORE_PAGE_LIMIT_MAX;
+    bool more;
+    /* One more than the cap after ids[0]. */
+    assert_int_equal(page(s, alice, 2, 0, ids[0], STORE_PAGE_LIMIT_MAX, got, &more), cap);
+    assert_memory_equal(got, ids + 1, cap * sizeof *ids);
+    assert_true(more);
+    /* Larger limits are cut to the cap. */
+    assert_int_equal(page(s, alice, 2, 0, ids[0], 100000, got, &more), cap);
+    assert_true(more);
+    /* Exactly the cap: all of them and nothing more. */
+    assert_int_equal(page(s, alice, 2, 0, ids[1], STORE_PAGE_LIMIT_MAX, got, &more), cap);
+    assert_memory_equal(got, ids + 2, cap * sizeof *ids);
+    assert_false(more);
+    /* 1000 missing: a replay may send them all. */
+    assert_int_equal(page(s, alice, 2, 0, ids[2], STORE_PAGE_LIMIT_MAX, got, &more), cap - 1);
+    assert_memory_equal(got, ids + 3, (cap - 1) * sizeof *ids);
+    assert_false(more);
+    /* The newest page at the cap. */
+    assert_int_equal(page(s, alice, 2, 0, 0, STORE_PAGE_LIMIT_MAX, got, &more), cap);
+    assert_memory_equal(got, ids + 2, cap * sizeof *ids);
+    assert_true(more);
+    /* since=0: from the room's first message. */
+    store_job_t job;
+    job_init(&job, STORE_MESSAGES_PAGE, alice);
+    job.in.room_id = 2;
+    job.in.from_start = true;
+    job.in.limit = STORE_PAGE_LIMIT_MAX;
+    assert_int_equal(run(s, &job), STORE_OK);
+    assert_int_equal(job.out.message_count, cap);
+    assert_int_equal(job.out.messages[0].id, ids[0]);
+    assert_int_equal(job.out.messages[cap - 1].id, ids[cap - 1]);
+    assert_true(job.out.has_more);
+    store_job_cleanup(&job);
+    free(jobs);
+    free(ids);
+    free(got);
+    store_close(s);
+}
+
+/* ------------------------------------------------------- query plans */
+
+/* The statements that read messages, and their alias for the table. */
+static const struct {
+    store_stmt_t stmt;
+    const char *alias;
+    bool counts_unread;
+} message_reads[] = {
+    {STMT_ROOM_GET, "g", true},   {STMT_ROOMS_LIST, "g", true},   {STMT_PAGE_ASC, "m", false},
+    {STMT_PAGE_DESC, "m", false}, {STMT_READ_ACCESS, "g", false},
+};
+
+static int param_count(const char *sql) {
+    int n = 0;
+    for (const char *p = sql; (p = strchr(p, '$')) != NULL; p++)
+        n = atoi(p + 1) > n ? atoi(p + 1) : n;
+    return n;
+}
+
+/* SQLite's plan: never a SCAN of messages; unread counts from the index
+ * alone. */
+static void check_sqlite_plan(sqlite3 *db, size_t i) {
+    char sql[2048] = "EXPLAIN QUERY PLAN ";
+    size_t at = strlen(sql);
+    snprintf(sql + at, sizeof sql - at, "%s", store_sql[message_reads[i].stmt].sql);
+    for (char *p = sql; (p = strchr(p, '$')) != NULL;)
+        *p = '?';
+    char scan[16], covered[48];
+    snprintf(scan, sizeof scan, "SCAN %s", message_reads[i].alias);
+    snprintf(covered, sizeof covered, "SEARCH %s USING COVERING INDEX", message_reads[i].alias);
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    bool is_covered = false;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *detail = (const char *)sqlite3_column_text(st, 3);
+        size_t n = strlen(scan);
+        if (strncmp(detail, scan, n) == 0 && (detail[n] == '\0' || detail[n] == ' '))
+            fail_msg("%s: %s", store_sql[message_reads[i].stmt].name, detail);
+        is_covered = is_covered || strncmp(detail, covered, strlen(covered)) == 0;
+    }
+    sqlite3_finalize(st);
+    if (message_reads[i].counts_unread && !is_covered)
+        fail_msg("%s: unread count reads the table", store_sql[message_reads[i].stmt].name);
+}
+
+/* PostgreSQL's generic plan (the one a prepared statement keeps), with
+ * sequential scans priced out as they would be on a big table. */
+static void check_pg_plan(PGconn *c, size_t i) {
+    const char *sql = store_sql[message_reads[i].stmt].sql;
+    char *text = malloc(strlen(sql) + 64);
+    sprintf(text, "PREPARE plan_%zu AS %s", i, sql);
+    PGresult *r = PQexec(c, text);
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char explain[128];
+    int at = snprintf(explain, sizeof explain, "EXPLAIN EXECUTE plan_%zu(", i);
+    for (int p = 0; p < param_count(sql); p++)
+        at += snprintf(explain + at, sizeof explain - (size_t)at, "%s1", p > 0 ? ", " : "");
+    snprintf(explain + at, sizeof explain - (size_t)at, ")");
+    r = PQexec(c, explain);
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    for (int row = 0; row < PQntuples(r); row++) {
+        const char *line = PQgetvalue(r, row, 0);
+        if (strstr(line, "Seq Scan on messages") != NULL)
+            fail_msg("%s: %s", store_sql[message_reads[i].stmt].name, line);
+    }
+    PQclear(r);
+    free(text);
+}
+
+/* Every message read goes through the (room_id, id) index: none scans all
+ * rooms' messages, however big the table. */
+static void test_query_plans(void **state) {
+    (void)state;
+    store_close(open_store()); /* migrates */
+    size_t n = sizeof message_reads / sizeof message_reads[0];
+    if (pg_url != NULL) {
+        PGconn *c = PQconnectdb(pg_url);
+        assert_int_equal(PQstatus(c), CONNECTION_OK);
+        PGresult *r = PQexec(c, "SET enable_seqscan = off; "
+                                "SET plan_cache_mode = force_generic_plan");
+        assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+        PQclear(r);
+        for (size_t i = 0; i < n; i++)
+            check_pg_plan(c, i);
+        PQfinish(c);
+        return;
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(cfg.database_url + strlen("sqlite:"), &db), SQLITE_OK);
+    for (size_t i = 0; i < n; i++)
+        check_sqlite_plan(db, i);
+    sqlite3_close(db);
+}
+
 int main(void) {
     pg_url = getenv("CHATD_TEST_DATABASE_URL");
     if (pg_url != NULL && pg_url[0] == '\0')
@@ -875,6 +1433,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_close_drains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_submit_rejects, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reconnect, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_mark, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_page, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
     };
     return cmocka_run_group_tests_name(pg_url != NULL ? "store (postgres)" : "store (sqlite)",
                                        tests, NULL, NULL);

@@ -220,6 +220,35 @@ static void test_limits_and_errors(void **state) {
     ws_parser_reset(&p);
 }
 
+/* A length in a longer form than needed is a protocol error (RFC 6455
+ * section 5.2), as for wslay; found by fuzz/ws_frame_fuzz.c. */
+static void test_length_not_minimal(void **state) {
+    (void)state;
+    static const uint8_t cases[][18] = {
+        /* "abc" with a 16-bit length */
+        {0x81, 0xfe, 0x00, 0x03, 0x37, 0xfa, 0x21, 0x3d, 'a' ^ 0x37, 'b' ^ 0xfa, 'c' ^ 0x21},
+        /* "abc" with a 64-bit length */
+        {0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x03, 0x37, 0xfa, 0x21, 0x3d, 'a' ^ 0x37},
+        /* 65535 bytes with a 64-bit length: the header alone decides */
+        {0x81, 0xff, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0x37, 0xfa, 0x21, 0x3d},
+        /* a ping of one byte with a 16-bit length */
+        {0x89, 0xfe, 0x00, 0x01, 0x37, 0xfa, 0x21, 0x3d, 'p' ^ 0x37},
+        /* the fuzzer's input: 56 bytes with a 64-bit length */
+        {0x81, 0xff, 0, 0, 0, 0, 0, 0, 0, 0x38, 0xfa, 0x21, 0x03, 0, 0, 0, 0, 0},
+    };
+    static const size_t lens[] = {11, 15, 14, 9, 18};
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        ws_parser_t p;
+        ws_parser_init(&p, 1 << 20);
+        seen_t seen = {0};
+        uint8_t buf[18];
+        memcpy(buf, cases[i], lens[i]);
+        assert_int_equal(feed_all(&p, buf, lens[i], &seen), WS_CLOSE_PROTOCOL_ERROR);
+        assert_int_equal(seen.text_count + seen.control_count, 0);
+        ws_parser_reset(&p);
+    }
+}
+
 static void test_close_frame_and_stop(void **state) {
     (void)state;
     uint8_t buf[64];
@@ -281,6 +310,7 @@ int main(void) {
         cmocka_unit_test(test_byte_by_byte_and_fragments),
         cmocka_unit_test(test_extended_lengths),
         cmocka_unit_test(test_limits_and_errors),
+        cmocka_unit_test(test_length_not_minimal),
         cmocka_unit_test(test_close_frame_and_stop),
         cmocka_unit_test(test_framer),
         cmocka_unit_test(test_accept_key),

@@ -1,0 +1,48 @@
+/* The chat service: what every part of the chat layer shares (the store,
+ * the hub, the token secret, the settings), and the publishing of committed
+ * changes to the hub. One per process, created by main before the server
+ * starts; read-only afterwards except for the atomic counter. */
+#ifndef CHATD_CHAT_CHAT_H
+#define CHATD_CHAT_CHAT_H
+
+#include "chat/hub.h"
+#include "core/config.h"
+#include "store/store.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* At most one typing event per user per room per this many ms is forwarded. */
+#define CHAT_TYPING_INTERVAL_MS 2000
+/* A `since=` reconnect replays at most this many messages. */
+#define CHAT_REPLAY_MAX 1000
+
+typedef struct {
+    const config_t *cfg;
+    store_t *store;
+    hub_t *hub;
+    const unsigned char *jwt_secret; /* owned by the application */
+    size_t jwt_secret_len;
+    /* Messages accepted (REST or WebSocket) and not yet stored and
+     * published: shutdown waits for them before it says goodbye (1001). */
+    _Atomic int64_t messages_in_flight;
+    /* Set once the loops are gone: commits no longer publish. */
+    _Atomic bool publishing_stopped;
+} chat_t;
+
+/* Makes the hub (one shard per I/O thread) and installs the store's commit
+ * hook, so that every committed message and read marker is published.
+ * Returns 0 or -1. */
+int chat_init(chat_t *chat, const config_t *cfg, store_t *store, const unsigned char *jwt_secret,
+              size_t jwt_secret_len);
+/* After the loops have stopped: later commits are no longer published. */
+void chat_stop_publishing(chat_t *chat);
+void chat_destroy(chat_t *chat);
+
+/* True when no message accepted from a WebSocket is still on its way to
+ * being stored and published (for server_options_t.shutdown_ready). */
+int chat_shutdown_ready(chat_t *chat);
+
+#endif
