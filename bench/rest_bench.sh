@@ -12,7 +12,7 @@
 #
 # Environment:
 #   DURATION=10          seconds per run
-#   CLIENTS="1 16 64"    connection counts for the pinned runs
+#   CLIENTS="1 16 64"    connection counts for the pinned runs (may be empty)
 #   BACKENDS="sqlite postgres"
 #   EXTRA_RUNS=1         also: 64 clients unpinned with THREADS=2 (each
 #                        backend), 64 clients with LOG_LEVEL=info (SQLite)
@@ -25,7 +25,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CHATD=${CHATD_BIN:-$ROOT/build/chatd}
 DURATION=${DURATION:-10}
-CLIENTS=${CLIENTS:-"1 16 64"}
+CLIENTS=${CLIENTS-"1 16 64"}
 BACKENDS=${BACKENDS:-"sqlite postgres"}
 EXTRA_RUNS=${EXTRA_RUNS:-1}
 PERF=${PERF:-0}
@@ -151,7 +151,10 @@ machine_info() {
   echo "- RAM: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
   echo "- OS: Debian $(cat /etc/debian_version), Linux $(uname -r)"
   echo "- wrk: $(wrk -v 2>&1 | head -1 | awk '{ print $2 }'), SQLite $(sqlite3 --version | awk '{ print $1 }'), PostgreSQL $("$PGBIN/postgres" --version 2>/dev/null | awk '{ print $3 }')"
-  echo "- chatd: $("$CHATD" --version 2>/dev/null | head -1)"
+  local rev
+  rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+  [ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] || rev="$rev + uncommitted changes"
+  echo "- chatd: $("$CHATD" --version 2>/dev/null | head -1) (tree $rev)"
   if [ "$PIN" = 1 ]; then
     echo "- pinning: chatd on core 0 (taskset -c 0), wrk on core 1 (taskset -c 1) unless the row says unpinned"
   else

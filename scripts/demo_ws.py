@@ -175,7 +175,9 @@ def main():
     parser = argparse.ArgumentParser(description="Chat in a chatd room from the terminal.")
     parser.add_argument("token", help="a JWT from /auth/login or /auth/register")
     parser.add_argument("room_id", type=int, help="the room to join, e.g. 1")
-    parser.add_argument("--url", help="server URL (default: $WS_URL, $BASE_URL or ws://localhost:3000)")
+    parser.add_argument(
+        "--url", help="server URL (default: $WS_URL, $BASE_URL or ws://localhost:3000)"
+    )
     parser.add_argument("--since", type=int, help="replay messages after this id first")
     args = parser.parse_args()
     base = server_url(args.url)

@@ -17,7 +17,8 @@
 /* At most one typing event per user per room per this many ms is forwarded. */
 #define CHAT_TYPING_INTERVAL_MS 2000
 /* A `since=` reconnect replays at most this many messages. */
-#define CHAT_REPLAY_MAX 1000
+#define CHAT_REPLAY_MAX     1000
+#define CHAT_POSTING_CLOSED (INT64_C(1) << 40)
 
 typedef struct {
     const config_t *cfg;
@@ -26,7 +27,10 @@ typedef struct {
     const unsigned char *jwt_secret; /* owned by the application */
     size_t jwt_secret_len;
     /* Messages accepted (REST or WebSocket) and not yet stored and
-     * published: shutdown waits for them before it says goodbye (1001). */
+     * published: shutdown waits for them before it says goodbye (1001).
+     * CHAT_POSTING_CLOSED is or-ed in once shutdown has seen none left:
+     * from then on new messages are refused, so none can slip past the
+     * goodbye. */
     _Atomic int64_t messages_in_flight;
     /* Set once the loops are gone: commits no longer publish. */
     _Atomic bool publishing_stopped;
@@ -41,8 +45,9 @@ int chat_init(chat_t *chat, const config_t *cfg, store_t *store, const unsigned 
 void chat_stop_publishing(chat_t *chat);
 void chat_destroy(chat_t *chat);
 
-/* True when no message accepted from a WebSocket is still on its way to
- * being stored and published (for server_options_t.shutdown_ready). */
+/* For server_options_t.shutdown_ready: true when no accepted message is
+ * still on its way to being stored and published. The first true answer
+ * also closes posting: later messages are refused (503 / an error event). */
 int chat_shutdown_ready(chat_t *chat);
 
 #endif

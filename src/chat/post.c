@@ -34,7 +34,10 @@ int chat_post_submit(chat_t *chat, inbox_t *reply_to, chat_post_t *post, int64_t
     post->job.done = chat_post_stored;
     post->job.data = post;
     post->chat = chat;
-    atomic_fetch_add(&chat->messages_in_flight, 1);
+    if (atomic_fetch_add(&chat->messages_in_flight, 1) & CHAT_POSTING_CLOSED) {
+        atomic_fetch_sub(&chat->messages_in_flight, 1);
+        return -1; /* shutting down */
+    }
     if (store_submit(chat->store, &post->job) != 0) {
         atomic_fetch_sub(&chat->messages_in_flight, 1);
         return -1;

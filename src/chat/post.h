@@ -28,7 +28,8 @@ const char *chat_post_validate(const char *content, size_t content_len, const ch
  * post); the commit publishes it (chat_t's commit hook); then post->done
  * runs on reply_to's loop with post->job.out filled. Until then the message
  * counts in chat->messages_in_flight, which shutdown waits for. Returns 0,
- * or -1 when the store refused the job (done is then never called). */
+ * or -1 when the store refused the job or the server is shutting down
+ * (done is then never called). */
 int chat_post_submit(chat_t *chat, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
                      int64_t sender_id, const char *content, size_t content_len,
                      const char *client_id);

@@ -55,5 +55,7 @@ void chat_destroy(chat_t *chat) {
 }
 
 int chat_shutdown_ready(chat_t *chat) {
-    return atomic_load(&chat->messages_in_flight) == 0;
+    int64_t idle = 0;
+    return atomic_compare_exchange_strong(&chat->messages_in_flight, &idle, CHAT_POSTING_CLOSED) ||
+           idle == CHAT_POSTING_CLOSED;
 }

@@ -25,6 +25,10 @@ struct chat_session_s {
     bool present;             /* counted in the room's presence */
     /* Replay (since=): live events are held until the history is sent. */
     bool replaying;
+    /* The last message id the replay sent: the reader may have read a
+     * message before the hub brought it here, so the live copy that follows
+     * is dropped. */
+    int64_t replayed_up_to;
     hub_event_t **held;
     size_t held_count;
     size_t held_cap;
@@ -89,7 +93,7 @@ static void session_deliver(hub_sub_t *sub, hub_event_t *event) {
         return;
     if (s->replaying)
         hold_event(s, event);
-    else
+    else if (event->message_id == 0 || event->message_id > s->replayed_up_to)
         ws_conn_send_frame(s->ws, event->frame);
 }
 
@@ -109,18 +113,19 @@ static void send_replay(chat_session_t *s, store_job_t *job) {
         if (s->ws != NULL)
             send_frame(s, event_recovery(true, (int64_t)count));
     }
-    /* Live events that arrived meanwhile, minus what the replay already had. */
+    /* Live events that arrived meanwhile, minus what the replay already had
+     * (and, through session_deliver, minus what it had that arrives later). */
+    s->replayed_up_to = last_id;
+    s->replaying = false;
     for (size_t i = 0; i < s->held_count; i++) {
         hub_event_t *event = s->held[i];
-        if (s->ws != NULL && (event->message_id == 0 || event->message_id > last_id))
-            ws_conn_send_frame(s->ws, event->frame);
+        session_deliver(&s->sub, event);
         hub_event_unref(event);
     }
     s->held_count = 0;
     free(s->held);
     s->held = NULL;
     s->held_cap = 0;
-    s->replaying = false;
 }
 
 static void replay_read(store_job_t *job) {

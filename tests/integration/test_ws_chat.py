@@ -6,7 +6,7 @@ import asyncio
 
 import websockets
 
-from api import claims_for, create_room, is_rfc3339_ms, make_jwt, post_message, register
+from api import claims_for, create_room, is_rfc3339_ms, make_jwt, post_message
 from wsclient import connect, run
 
 ORIGINAL_FIELDS = ("sender", "sender_id", "content", "id", "room_id", "username", "created_at")
@@ -27,7 +27,8 @@ def assert_ws_message(event, user, room_id, content):
 
 def stored(server, message_id):
     rows = server.db.query(
-        f"SELECT id, room_id, sender_id, content, client_id FROM messages WHERE id = {int(message_id)}"
+        "SELECT id, room_id, sender_id, content, client_id FROM messages "
+        f"WHERE id = {int(message_id)}"
     )
     return rows[0] if rows else None
 
@@ -286,7 +287,10 @@ def test_errors_keep_the_connection_open(ws_server, ws_users):
         ('{"type":"message","content":"   \\n\\t "}', ("validation_failed",)),
         ('{"type":"message","content":17}', ("validation_failed",)),
         ('{"type":"message","content":"' + "x" * 4001 + '"}', ("validation_failed",)),
-        ('{"type":"message","content":"ok","client_id":"' + "c" * 65 + '"}', ("validation_failed",)),
+        (
+            '{"type":"message","content":"ok","client_id":"' + "c" * 65 + '"}',
+            ("validation_failed",),
+        ),
         ('{"type":"message","content":"ok","client_id":7}', ("validation_failed",)),
         ('{"type":"read","message_id":"abc"}', ("validation_failed",)),
         ('{"type":"read"}', ("validation_failed",)),

@@ -147,7 +147,9 @@ def test_raw_extension_offer_gets_plain_frames(ws_server, ws_users):
         1,
         token=ws_users[0].token,
         headers={
-            "Sec-WebSocket-Extensions": "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame"
+            "Sec-WebSocket-Extensions": (
+                "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame"
+            )
         },
     )
     assert ws is not None and resp.status == 101

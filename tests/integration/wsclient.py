@@ -227,14 +227,6 @@ async def connect(
     return WsClient(ws, name or f"room{room}")
 
 
-async def connect_many(server, room, users, **kw):
-    return list(await asyncio.gather(*(connect(server, room, u.token, **kw) for u in users)))
-
-
-async def close_all(clients):
-    await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
-
-
 # --------------------------------------------------------------------------
 # The raw-socket client
 
@@ -442,7 +434,9 @@ class RawWs:
             if frame.opcode == OP_PONG:
                 continue
             if frame.opcode == OP_CLOSE:
-                raise AssertionError(f"closed by the server: {frame.close_code()} {frame.payload[2:]!r}")
+                raise AssertionError(
+                    f"closed by the server: {frame.close_code()} {frame.payload[2:]!r}"
+                )
             if frame.opcode in (OP_TEXT, OP_BINARY):
                 assert frame.opcode == OP_TEXT, "binary frame from the server"
                 if frame.fin:
@@ -513,18 +507,6 @@ class RawWs:
                 f"{len(texts)} text messages and {self.pings} pings received"
             ) from None
         return CloseResult(code, reason, texts, saw_close, self.pings)
-
-    def is_open(self, timeout):
-        """True when nothing closes the connection within timeout (frames
-        received meanwhile are handled as by read_message)."""
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                self.read_message(max(0.0, deadline - time.monotonic()))
-        except socket.timeout:
-            return True
-        except (EOFError, ConnectionResetError, AssertionError):
-            return False
 
     def close(self):
         try:
