@@ -7,8 +7,9 @@
 # Every run starts build/chatd on a free loopback port with a fresh database,
 # registers one user, runs wrk with bench/post.lua, stops chatd gracefully and
 # then checks that the content of every 201 is in the messages table.
-# Exits non-zero when a run saw any non-201 response, a socket error, or an
-# acknowledged message missing from the database.
+# Exits non-zero when a run saw any non-201 response, a socket error or
+# timeout, an acknowledged message missing from the database, a duplicated
+# row, an error in chatd's log, or chatd not exiting cleanly on SIGTERM.
 #
 # Environment:
 #   DURATION=10          seconds per run
@@ -19,6 +20,8 @@
 #   BENCH_LOG_LEVEL=warn chatd's LOG_LEVEL for the pinned runs
 #   PERF=0               1: one more 64-client run per backend under
 #                        `perf record -g`; reports land in the results folder
+#   QUIET_WAIT=60        seconds to wait for other work on the machine to
+#                        calm down before each run
 #   CHATD_BIN=build/chatd  RESULTS_DIR=bench/results/rest-<time>  KEEP_TMP=0
 set -euo pipefail
 
@@ -362,8 +365,15 @@ run() {
   ROWS+=("| $name | $clients | $setup | **$rate** | $(awk -v u="$p50" 'BEGIN { printf "%.2f", u / 1000 }') | $(awk -v u="$p99" 'BEGIN { printf "%.2f", u / 1000 }') | $((other + sock)) | $n201 | $rows | $stored | $cpu | $busy | $BACKGROUND% |")
 
   if [ -n "$perf" ]; then
-    perf report -i "$RESULTS/perf-$backend.data" --no-children --stdio 2>/dev/null |
-      grep -v '^$' | head -60 >"$RESULTS/perf-$backend.txt" || true
+    # Flat profile, then the split by library and by thread.
+    local data=$RESULTS/perf-$backend.data
+    {
+      perf report -i "$data" --no-children --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' | head -40
+      echo
+      perf report -i "$data" --no-children --stdio -g none --sort dso 2>/dev/null | grep '%' | head -12
+      echo
+      perf report -i "$data" --no-children --stdio -g none --sort pid 2>/dev/null | grep '%' | head -8
+    } >"$RESULTS/perf-$backend.txt" || true
     echo "perf report: $RESULTS/perf-$backend.txt"
   fi
 }
