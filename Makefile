@@ -33,15 +33,16 @@ UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all deps build run test unit integration asan format format-check clean \
-        bench-rest image-test help fuzz fuzz-build fuzz-deps
+        bench bench-rest image-test help fuzz fuzz-build fuzz-deps
 .DEFAULT_GOAL := all
 
-all: $(BUILD)/chatd
+all: $(BUILD)/chatd $(BUILD)/chatd-bench
 
 help:
 	@echo "make run         build and serve on :3000 with SQLite in ./data"
 	@echo "make test        unit + integration tests (SQLite and PostgreSQL)"
 	@echo "make asan        the same tests under ASan + UBSan"
+	@echo "make bench       WebSocket fan-out: chatd-bench scenarios, peers, plots (docs/BENCHMARKS.md)"
 	@echo "make bench-rest  REST posting throughput (docs/BENCHMARKS.md)"
 	@echo "make image-test  build the container image with podman and try it"
 	@echo "make fuzz        each libFuzzer target for FUZZ_SECONDS (default 60) (fuzz/README.md)"
@@ -50,7 +51,7 @@ deps:
 	@scripts/deps.sh
 
 build: deps
-	@$(MAKE) --no-print-directory $(BUILD)/chatd
+	@$(MAKE) --no-print-directory $(BUILD)/chatd $(BUILD)/chatd-bench
 
 run: build
 	@mkdir -p data
@@ -75,6 +76,11 @@ $(BUILD)/libchatd.a: $(LIB_OBJS)
 $(BUILD)/chatd: $(BUILD)/obj/src/main.o $(BUILD)/libchatd.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
+# chatd-bench, the load generator for operators (bench/chatd_bench/, --help).
+BENCH_SRCS := $(sort $(wildcard bench/chatd_bench/*.c))
+$(BUILD)/chatd-bench: $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libchatd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchatd.a $(PKG_LIBS) -lcmocka $(LDLIBS)
@@ -82,16 +88,28 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libchatd.a
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: $(BUILD)/chatd
-	CHATD_BIN=$(abspath $(BUILD)/chatd) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+integration: $(BUILD)/chatd $(BUILD)/chatd-bench
+	CHATD_BIN=$(abspath $(BUILD)/chatd) CHATD_BENCH_BIN=$(abspath $(BUILD)/chatd-bench) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/chatd
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
 
+# A separate build in build/asan that the suites run against (CHATD_BIN);
+# LeakSanitizer checks every chatd exit, and the test harness fails a test
+# whose server exits non-zero or logs a sanitizer report.
+ASAN_OPTIONS  ?= detect_leaks=1:detect_stack_use_after_return=1
+UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 CFLAGS="-O1 -g" unit integration
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 CFLAGS="-O1 -g" build/asan/chatd
+	@nm -D build/asan/chatd | grep -q ' U __asan_init' || \
+	  { echo "asan: build/asan/chatd is not built with ASan (stale objects? make clean)" >&2; exit 1; }
+	@ASAN_OPTIONS='$(ASAN_OPTIONS)' UBSAN_OPTIONS='$(UBSAN_OPTIONS)' \
+	  $(MAKE) --no-print-directory BUILD=build/asan SAN=1 CFLAGS="-O1 -g" unit integration
+
+bench: build
+	bench/run_bench.sh
 
 bench-rest: build
 	bench/rest_bench.sh
@@ -109,9 +127,20 @@ clean:
 	rm -rf build
 
 # ---- fuzzing: libFuzzer targets built with clang (fuzz/README.md) ----------
-# A target is fuzz/NAME_fuzz.c with seeds in fuzz/corpus/NAME/, plus one line
-# below: FUZZ_NAME := the .c files it needs, then any libraries.
+# A target is fuzz/NAME_fuzz.c with seeds in fuzz/corpus/NAME/ (and, if it
+# helps, a libFuzzer dictionary fuzz/NAME.dict), plus one line below:
+# FUZZ_NAME := the .c files it needs, then any libraries.
 FUZZ_ws_frame := src/net/ws_frame.c src/core/utf8.c -lwslay -lcrypto
+FUZZ_config := src/core/config.c src/core/log.c src/core/buf.c src/core/timeutil.c
+FUZZ_jwt := src/auth/token.c -ljwt -ljansson -lcrypto
+FUZZ_client_event := src/chat/client_event.c src/chat/post.c src/core/validate.c \
+    src/core/ratelimit.c src/core/timeutil.c -ljansson -lpthread
+# The whole server in process (fuzz/common/inproc.c counts store jobs by
+# wrapping store_submit).
+FUZZ_SERVER := $(LIB_SRCS) $(GEN_SRCS) fuzz/common/inproc.c fuzz/common/http_check.c \
+    $(PKG_LIBS) -lhttp_parser -lpthread -lm -Wl,--wrap=store_submit
+FUZZ_http_request := $(FUZZ_SERVER)
+FUZZ_ws_session := $(FUZZ_SERVER)
 
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
@@ -147,8 +176,9 @@ fuzz: fuzz-build
 	@failed=; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(BUILD)/fuzz/work/$$t $(BUILD)/fuzz/artifacts; \
 	  echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	  dict=; [ -f fuzz/$$t.dict ] && dict=-dict=fuzz/$$t.dict; \
 	  $(BUILD)/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-	    -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t- $(FUZZ_FLAGS) \
+	    -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t- $$dict $(FUZZ_FLAGS) \
 	    $(BUILD)/fuzz/work/$$t fuzz/corpus/$$t || failed="$$failed $$t"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failures in:$$failed"; exit 1; fi

@@ -10,6 +10,7 @@ packages=(
   libcmocka-dev
   python3 python3-pytest python3-requests python3-websockets
   postgresql-15 sqlite3 curl
+  nginx
 )
 if [ "${CHATD_DEPS_EXTRA:-}" != "" ]; then
   # shellcheck disable=SC2206

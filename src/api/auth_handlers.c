@@ -81,6 +81,8 @@ static void register_hashed(crypto_job_t *crypto) {
 }
 
 void handle_register(http_request_t *req) {
+    if (api_limit_auth(req) != 0)
+        return;
     api_call_t *call = api_call_with_body(req);
     if (call == NULL)
         return;
@@ -128,6 +130,8 @@ static void login_looked_up(store_job_t *job) {
 }
 
 void handle_login(http_request_t *req) {
+    if (api_limit_auth(req) != 0)
+        return;
     api_call_t *call = api_call_with_body(req);
     if (call == NULL)
         return;

@@ -1,7 +1,10 @@
 #include "api/call.h"
 
 #include "core/log.h"
+#include "core/timeutil.h"
 
+#include <arpa/inet.h>
+#include <inttypes.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -167,4 +170,32 @@ void api_respond_store_error(http_request_t *req, store_status_t status, const c
         http_respond_error(req, 500, "internal", "internal error");
         break;
     }
+}
+
+void api_respond_rate_limited(http_request_t *req, int64_t retry_after_s, const char *message) {
+    char seconds[24];
+    snprintf(seconds, sizeof(seconds), "%" PRId64, retry_after_s);
+    /* Out of memory the header is missing, but the answer is still 429. */
+    (void)http_add_header(req, "Retry-After", seconds);
+    http_respond_error(req, 429, "rate_limited", message);
+}
+
+int api_limit_auth(http_request_t *req) {
+    app_t *app = req->app;
+    ratelimit_t *limit = app->chat.auth_limit;
+    if (limit == NULL)
+        return 0;
+    /* The address as bytes; an unknown one ("") is one key of its own. */
+    unsigned char key[16];
+    size_t key_len = 0;
+    if (inet_pton(AF_INET, req->remote_addr, key) == 1)
+        key_len = 4;
+    else if (inet_pton(AF_INET6, req->remote_addr, key) == 1)
+        key_len = 16;
+    uint64_t wait_ns = 0;
+    if (ratelimit_take(limit, key, key_len, time_monotonic_ns(), &wait_ns))
+        return 0;
+    api_respond_rate_limited(req, ratelimit_retry_after_s(wait_ns),
+                             "too many requests to /auth from this address, retry later");
+    return -1;
 }

@@ -64,6 +64,14 @@ bool api_job_failed(api_call_t *call, const char *what);
  * frees out either way. */
 void api_respond_rendered(http_request_t *req, int status, buf_t *out, int render_rc);
 
+/* Answers 429 rate_limited with Retry-After: retry_after_s. */
+void api_respond_rate_limited(http_request_t *req, int64_t retry_after_s, const char *message);
+
+/* RATE_LIMIT_AUTH for the routes under /auth/: takes a token from the bucket of
+ * the client's address (req->remote_addr: behind a reverse proxy, the
+ * proxy's). Returns 0, or answers 429 and returns -1. */
+int api_limit_auth(http_request_t *req);
+
 /* Answers the HTTP error for a failed store status (404, 403, 409, 401,
  * 503, 500); what names the thing for a 404 ("room"). */
 void api_respond_store_error(http_request_t *req, store_status_t status, const char *what);

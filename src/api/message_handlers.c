@@ -36,8 +36,13 @@ void handle_message_post(http_request_t *req) {
     }
     call->post.done = message_posted;
     call->post.data = call;
-    if (chat_post_submit(&call->app->chat, req->inbox, &call->post, req->params[0],
-                         req->auth.user_id, content, content_len, client_id) != 0) {
+    int rc = chat_post_submit(&call->app->chat, req->inbox, &call->post, req->params[0],
+                              req->auth.user_id, content, content_len, client_id);
+    if (rc == CHAT_POST_RATE_LIMITED) {
+        api_respond_rate_limited(req, call->post.retry_after_s, "too many messages, slow down");
+        goto fail;
+    }
+    if (rc != 0) {
         http_respond_error(req, 503, "unavailable", "the database is busy, try again");
         goto fail;
     }

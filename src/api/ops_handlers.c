@@ -57,10 +57,26 @@ static int render_store_metrics(buf_t *out, store_t *store) {
     return rc == 0 ? 0 : -1;
 }
 
+static uint64_t refused(ratelimit_t *limit) {
+    return limit != NULL ? ratelimit_refused(limit) : 0;
+}
+
+static int render_rate_limit_metrics(buf_t *out, chat_t *chat) {
+    int rc = buf_printf(out,
+                        "# HELP chatd_rate_limited_total Requests and messages refused by a rate "
+                        "limit (429 or an error event), by kind.\n"
+                        "# TYPE chatd_rate_limited_total counter\n"
+                        "chatd_rate_limited_total{kind=\"auth\"} %" PRIu64 "\n"
+                        "chatd_rate_limited_total{kind=\"message\"} %" PRIu64 "\n",
+                        refused(chat->auth_limit), refused(chat->message_limit));
+    return rc == 0 ? 0 : -1;
+}
+
 void handle_metrics(http_request_t *req) {
     app_t *app = req->app;
     buf_t out = BUF_INIT;
-    if (server_metrics_render(&out) != 0 || render_store_metrics(&out, app->store) != 0)
+    if (server_metrics_render(&out) != 0 || render_store_metrics(&out, app->store) != 0 ||
+        render_rate_limit_metrics(&out, &app->chat) != 0)
         http_respond_error(req, 500, "internal", "internal error");
     else
         http_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len);

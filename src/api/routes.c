@@ -1,6 +1,7 @@
 #include "api/routes.h"
 
 #include "api/app.h"
+#include "api/call.h"
 #include "api/handlers.h"
 #include "auth/token.h"
 #include "core/timeutil.h"
@@ -70,6 +71,10 @@ static const char *bearer_token(http_request_t *req, char *query_token, size_t c
 }
 
 int api_authenticate(http_request_t *req) {
+    /* /auth/refresh counts against RATE_LIMIT_AUTH before its token is
+     * looked at, as register and login do before their bodies are. */
+    if (strncmp(req->route, "/auth/", 6) == 0 && api_limit_auth(req) != 0)
+        return -1;
     char query_token[TOKEN_MAX_BYTES + 1];
     const char *token = bearer_token(req, query_token, sizeof(query_token));
     if (token == NULL)

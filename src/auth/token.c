@@ -94,6 +94,13 @@ static int copy_string_claim(jwt_t *jwt, const char *name, char *out, size_t cap
     return 0;
 }
 
+/* libjwt maps "alg" to an enum case-insensitively, so "hs256" would pass
+ * as HS256; JWS algorithm names are case-sensitive (RFC 7515 4.1.1). */
+static int header_alg_ok(jwt_t *jwt) {
+    const char *alg = jwt_get_header(jwt, "alg");
+    return jwt_get_alg(jwt) == JWT_ALG_HS256 && alg != NULL && strcmp(alg, "HS256") == 0;
+}
+
 /* "typ" is optional, but when present it must say JWT. */
 static int header_typ_ok(jwt_t *jwt) {
     char *typ_json = jwt_get_headers_json(jwt, "typ");
@@ -107,7 +114,7 @@ static int header_typ_ok(jwt_t *jwt) {
 static token_status_t check_claims(jwt_t *jwt, int64_t now_s, token_claims_t *claims) {
     token_claims_t c;
     memset(&c, 0, sizeof(c));
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256 || !header_typ_ok(jwt))
+    if (!header_alg_ok(jwt) || !header_typ_ok(jwt))
         return TOKEN_INVALID;
     if (parse_user_id(jwt_get_grant(jwt, "sub"), &c.user_id) != 0)
         return TOKEN_INVALID;

@@ -7,6 +7,7 @@
 
 #include "chat/hub.h"
 #include "core/config.h"
+#include "core/ratelimit.h"
 #include "store/store.h"
 
 #include <stdatomic.h>
@@ -19,6 +20,9 @@
 /* A `since=` reconnect replays at most this many messages. */
 #define CHAT_REPLAY_MAX     1000
 #define CHAT_POSTING_CLOSED (INT64_C(1) << 40)
+/* Most senders, and most client addresses, whose token buckets are kept at
+ * once (core/ratelimit.h says what happens beyond). */
+#define CHAT_RATE_LIMIT_KEYS 65536
 
 typedef struct {
     const config_t *cfg;
@@ -34,6 +38,11 @@ typedef struct {
     _Atomic int64_t messages_in_flight;
     /* Set once the loops are gone: commits no longer publish. */
     _Atomic bool publishing_stopped;
+    /* Token buckets, NULL when the setting is 0: RATE_LIMIT_MESSAGES per
+     * sender (chat_post_submit), RATE_LIMIT_AUTH per client address (taken
+     * by the API for /auth/ routes). Counted on this node only. */
+    ratelimit_t *message_limit;
+    ratelimit_t *auth_limit;
 } chat_t;
 
 /* Makes the hub (one shard per I/O thread) and installs the store's commit

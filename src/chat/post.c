@@ -1,5 +1,6 @@
 #include "chat/post.h"
 
+#include "core/timeutil.h"
 #include "core/validate.h"
 
 #include <string.h>
@@ -23,6 +24,15 @@ static void chat_post_stored(store_job_t *job) {
 int chat_post_submit(chat_t *chat, inbox_t *reply_to, chat_post_t *post, int64_t room_id,
                      int64_t sender_id, const char *content, size_t content_len,
                      const char *client_id) {
+    post->retry_after_s = 0;
+    if (chat->message_limit != NULL) {
+        uint64_t wait_ns = 0;
+        if (!ratelimit_take(chat->message_limit, &sender_id, sizeof(sender_id), time_monotonic_ns(),
+                            &wait_ns)) {
+            post->retry_after_s = ratelimit_retry_after_s(wait_ns);
+            return CHAT_POST_RATE_LIMITED;
+        }
+    }
     memset(&post->job, 0, sizeof(post->job));
     post->job.op = STORE_MESSAGE_INSERT;
     post->job.auth_user_id = sender_id;

@@ -30,6 +30,20 @@ static void chat_on_commit(void *ctx, const store_job_t *job) {
     }
 }
 
+/* Messages: the rate per second, a burst of twice that. Auth: the rate per
+ * minute, a burst of as many. Returns 0, or -1 when out of memory. */
+static int make_limits(chat_t *chat, const config_t *cfg) {
+    uint32_t messages = (uint32_t)cfg->rate_limit_messages;
+    uint32_t auth = (uint32_t)cfg->rate_limit_auth;
+    if (messages > 0)
+        chat->message_limit = ratelimit_new(messages, 1000, 2 * messages, CHAT_RATE_LIMIT_KEYS);
+    if (auth > 0)
+        chat->auth_limit = ratelimit_new(auth, 60000, auth, CHAT_RATE_LIMIT_KEYS);
+    if ((messages > 0 && chat->message_limit == NULL) || (auth > 0 && chat->auth_limit == NULL))
+        return -1;
+    return 0;
+}
+
 int chat_init(chat_t *chat, const config_t *cfg, store_t *store, const unsigned char *jwt_secret,
               size_t jwt_secret_len) {
     chat->cfg = cfg;
@@ -38,9 +52,14 @@ int chat_init(chat_t *chat, const config_t *cfg, store_t *store, const unsigned 
     chat->jwt_secret_len = jwt_secret_len;
     atomic_init(&chat->messages_in_flight, 0);
     atomic_init(&chat->publishing_stopped, false);
+    chat->message_limit = chat->auth_limit = NULL;
     chat->hub = hub_new(cfg->threads);
     if (chat->hub == NULL)
         return -1;
+    if (make_limits(chat, cfg) != 0) {
+        chat_destroy(chat);
+        return -1;
+    }
     store_set_commit_hook(store, chat_on_commit, chat);
     return 0;
 }
@@ -52,6 +71,9 @@ void chat_stop_publishing(chat_t *chat) {
 void chat_destroy(chat_t *chat) {
     hub_free(chat->hub);
     chat->hub = NULL;
+    ratelimit_free(chat->message_limit);
+    ratelimit_free(chat->auth_limit);
+    chat->message_limit = chat->auth_limit = NULL;
 }
 
 int chat_shutdown_ready(chat_t *chat) {

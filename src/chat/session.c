@@ -1,6 +1,7 @@
 #include "chat/session.h"
 
 #include "auth/token.h"
+#include "chat/client_event.h"
 #include "chat/events.h"
 #include "chat/message_json.h"
 #include "chat/post.h"
@@ -217,34 +218,23 @@ static session_job_t *session_job_new(chat_session_t *s, json_t *root) {
     return sj;
 }
 
-static void on_client_message(chat_session_t *s, json_t *root) {
-    json_t *content = json_object_get(root, "content");
-    json_t *client_id = json_object_get(root, "client_id");
-    if (!json_is_string(content)) {
-        send_error(s, "validation_failed", "content must be a string");
-        return;
-    }
-    if (client_id != NULL && !json_is_null(client_id) && !json_is_string(client_id)) {
-        send_error(s, "validation_failed", "client_id must be a string");
-        return;
-    }
-    const char *cid = json_string_value(client_id);
-    const char *problem =
-        chat_post_validate(json_string_value(content), json_string_length(content), cid,
-                           cid != NULL ? json_string_length(client_id) : 0);
-    if (problem != NULL) {
-        send_error(s, "validation_failed", problem);
-        return;
-    }
-    /* Rate limiting of messages (per user, REST and WebSocket together)
-     * takes its decision here, before anything is stored. */
-    session_job_t *sj = session_job_new(s, root);
+/* ev is validated (client_event.c). */
+static void on_client_message(chat_session_t *s, const client_event_t *ev) {
+    session_job_t *sj = session_job_new(s, ev->root);
     if (sj == NULL)
         return;
     sj->post.done = message_stored;
     sj->post.data = sj;
-    if (chat_post_submit(s->chat, s->inbox, &sj->post, s->sub.room_id, s->sub.user_id,
-                         json_string_value(content), json_string_length(content), cid) != 0) {
+    int rc = chat_post_submit(s->chat, s->inbox, &sj->post, s->sub.room_id, s->sub.user_id,
+                              ev->content, ev->content_len, ev->client_id);
+    if (rc == CHAT_POST_RATE_LIMITED) {
+        /* Not stored, not broadcast; the connection stays open. */
+        char message[96];
+        snprintf(message, sizeof(message), "too many messages: retry in %lld s",
+                 (long long)sj->post.retry_after_s);
+        send_error(s, "rate_limited", message);
+        session_job_done(sj);
+    } else if (rc != 0) {
         send_error(s, "unavailable", "the database is busy, try again");
         session_job_done(sj);
     }
@@ -261,20 +251,15 @@ static void read_marked(store_job_t *job) {
     session_job_done(sj);
 }
 
-static void on_client_read(chat_session_t *s, json_t *root) {
-    json_t *message_id = json_object_get(root, "message_id");
-    if (!json_is_integer(message_id) || json_integer_value(message_id) <= 0) {
-        send_error(s, "validation_failed", "message_id must be a positive integer");
-        return;
-    }
-    session_job_t *sj = session_job_new(s, root);
+static void on_client_read(chat_session_t *s, const client_event_t *ev) {
+    session_job_t *sj = session_job_new(s, ev->root);
     if (sj == NULL)
         return;
     store_job_t *job = &sj->read_job;
     job->op = STORE_READ_MARK;
     job->auth_user_id = s->sub.user_id;
     job->in.room_id = s->sub.room_id;
-    job->in.message_id = json_integer_value(message_id);
+    job->in.message_id = ev->message_id;
     job->reply_to = s->inbox;
     job->done = read_marked;
     job->data = sj;
@@ -296,15 +281,10 @@ static void on_client_typing(chat_session_t *s) {
         hub_publish(s->chat->hub, event);
 }
 
-static void on_client_auth(chat_session_t *s, json_t *root) {
-    json_t *token = json_object_get(root, "token");
-    if (!json_is_string(token)) {
-        send_error(s, "validation_failed", "token must be a string");
-        return;
-    }
+static void on_client_auth(chat_session_t *s, const client_event_t *ev) {
     token_claims_t claims;
-    token_status_t status = token_verify(s->chat->jwt_secret, s->chat->jwt_secret_len,
-                                         json_string_value(token), time_wall_ms() / 1000, &claims);
+    token_status_t status = token_verify(s->chat->jwt_secret, s->chat->jwt_secret_len, ev->token,
+                                         time_wall_ms() / 1000, &claims);
     if (status == TOKEN_EXPIRED) {
         send_error(s, "token_expired", "the new token has expired");
     } else if (status != TOKEN_OK || claims.user_id != s->sub.user_id) {
@@ -322,27 +302,29 @@ static void session_on_text(ws_conn_t *ws, char *data, size_t len) {
         ws_conn_close(ws, 1008, "token expired");
         return;
     }
-    json_error_t error;
-    json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &error);
-    const char *type = json_string_value(json_object_get(root, "type"));
-    if (root == NULL || !json_is_object(root)) {
-        send_error(s, "invalid_json", "events must be JSON objects");
-    } else if (type == NULL) {
-        send_error(s, "validation_failed", "type must be a string");
-    } else if (strcmp(type, "message") == 0) {
-        on_client_message(s, root);
-    } else if (strcmp(type, "typing") == 0) {
-        on_client_typing(s);
-    } else if (strcmp(type, "read") == 0) {
-        on_client_read(s, root);
-    } else if (strcmp(type, "ping") == 0) {
-        send_frame(s, event_pong());
-    } else if (strcmp(type, "auth") == 0) {
-        on_client_auth(s, root);
-    } else {
-        send_error(s, "unknown_type", "unknown event type");
+    client_event_t ev;
+    if (client_event_parse(data, len, &ev) != 0) {
+        send_error(s, ev.error_code, ev.error_message);
+        return;
     }
-    json_decref(root);
+    switch (ev.type) {
+    case CLIENT_EVENT_MESSAGE:
+        on_client_message(s, &ev);
+        break;
+    case CLIENT_EVENT_TYPING:
+        on_client_typing(s);
+        break;
+    case CLIENT_EVENT_READ:
+        on_client_read(s, &ev);
+        break;
+    case CLIENT_EVENT_PING:
+        send_frame(s, event_pong());
+        break;
+    case CLIENT_EVENT_AUTH:
+        on_client_auth(s, &ev);
+        break;
+    }
+    client_event_free(&ev);
 }
 
 /* ------------------------------------------------------------ lifecycle */

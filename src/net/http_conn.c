@@ -86,8 +86,8 @@ void http_conn_destroy(http_conn_t *conn) {
     net_loop_t *nl = conn->nl;
     http_rx_free(conn->rx);
     free(conn->pending);
+    net_conn_release(conn);
     free(conn);
-    http_metrics_conn_release();
     nl->conn_count--;
     net_loop_conn_gone(nl);
 }
@@ -366,20 +366,28 @@ static void conn_record_peer(http_conn_t *conn) {
 }
 
 void http_conn_accept(net_loop_t *nl) {
+    /* libuv stops watching a listener whose connection is not taken with
+     * uv_accept: without a handle to take it, pausing (which closes the
+     * listener and what it holds) is the way to accept again later. */
     http_conn_t *conn = calloc(1, sizeof(*conn));
     if (conn == NULL) {
         log_error0("out of memory accepting a connection");
+        net_loop_pause_accepting(nl);
         return;
     }
     conn->nl = nl;
     if (uv_tcp_init(&nl->loop, &conn->tcp) != 0) {
         free(conn);
+        net_loop_pause_accepting(nl);
         return;
     }
     conn->tcp.data = conn;
-    if (uv_accept((uv_stream_t *)&nl->listener, (uv_stream_t *)&conn->tcp) != 0 ||
-        http_metrics_conn_acquire(nl->cfg->max_connections) != 0) {
-        /* Over MAX_CONNECTIONS: accepted and closed at once. */
+    if (uv_accept((uv_stream_t *)&nl->listener, (uv_stream_t *)&conn->tcp) != 0) {
+        uv_close((uv_handle_t *)&conn->tcp, on_close_free);
+        return;
+    }
+    conn_record_peer(conn);
+    if (net_conn_admit(conn) != 0) {
         uv_close((uv_handle_t *)&conn->tcp, on_close_free);
         return;
     }
@@ -388,7 +396,6 @@ void http_conn_accept(net_loop_t *nl) {
     conn->state = CONN_READING;
     conn_set_deadline(conn, DEADLINE_HEAD);
     uv_tcp_nodelay(&conn->tcp, 1);
-    conn_record_peer(conn);
     conn_update_reading(conn);
 }
 

@@ -29,6 +29,7 @@ static _Atomic uint64_t slow_consumers_closed;
 static _Atomic uint64_t ws_frames_sent;
 static _Atomic uint64_t bucket_counts[NBUCKETS + 1]; /* the last one is +Inf */
 static _Atomic uint64_t duration_sum_us;
+static _Atomic uint64_t connections_rejected[CONN_REJECT_KINDS];
 
 static pthread_mutex_t series_lock = PTHREAD_MUTEX_INITIALIZER;
 static series_t *series;
@@ -46,6 +47,10 @@ int http_metrics_conn_acquire(int max) {
 
 void http_metrics_conn_release(void) {
     atomic_fetch_sub(&open_connections, 1);
+}
+
+void http_metrics_conn_rejected(conn_reject_t reason) {
+    atomic_fetch_add_explicit(&connections_rejected[reason], 1, memory_order_relaxed);
 }
 
 void ws_metrics_open(int delta) {
@@ -156,12 +161,24 @@ static int render_histogram(buf_t *out) {
     return rc;
 }
 
+static int render_rejected(buf_t *out) {
+    int rc = buf_append_str(out, "# HELP chatd_connections_rejected_total Connections closed at "
+                                 "accept, by reason.\n"
+                                 "# TYPE chatd_connections_rejected_total counter\n");
+    for (int r = 0; r < CONN_REJECT_KINDS; r++)
+        rc |= buf_printf(out, "chatd_connections_rejected_total{reason=\"%s\"} %llu\n",
+                         net_reject_name((conn_reject_t)r),
+                         (unsigned long long)atomic_load(&connections_rejected[r]));
+    return rc;
+}
+
 int server_metrics_render(buf_t *out) {
     int rc = buf_printf(out,
                         "# HELP chatd_open_connections Open HTTP connections.\n"
                         "# TYPE chatd_open_connections gauge\n"
                         "chatd_open_connections %d\n",
                         atomic_load(&open_connections));
+    rc |= render_rejected(out);
     rc |= render_requests(out);
     rc |= render_histogram(out);
     rc |= buf_printf(out,

@@ -33,7 +33,27 @@
  * that destroys the response on its way. */
 #define NET_DRAIN_MS 1000
 
+/* A connection refused at accept: the reason label of
+ * chatd_connections_rejected_total. */
+typedef enum {
+    CONN_REJECT_MAX_CONNECTIONS,
+    CONN_REJECT_PER_IP,
+    CONN_REJECT_FD_LIMIT,
+    CONN_REJECT_KINDS
+} conn_reject_t;
+
+/* Refusals are logged at most this often per loop and reason. */
+#define NET_REJECT_LOG_MS 10000
+/* A failed accept (EMFILE, ENFILE, ...) closes the loop's listener for this
+ * long: accepting again at once would spin on the same error. */
+#define NET_ACCEPT_PAUSE_MS 500
+/* File descriptors kept free for the rest of the process (store
+ * reconnects, files): a connection that would leave fewer is refused. At
+ * most a quarter of the limit. */
+#define NET_FD_HEADROOM 32
+
 typedef struct net_loop_s net_loop_t;
+typedef struct net_ip_counts_s net_ip_counts_t;
 typedef struct http_conn_s http_conn_t;
 typedef struct http_rx_s http_rx_t;
 typedef struct http_exchange_s http_exchange_t;
@@ -75,6 +95,16 @@ struct net_loop_s {
 
     uint64_t id_seed;
     uint64_t id_counter;
+
+    /* Admission (conn_admit.c). */
+    net_ip_counts_t *ip_counts; /* shared by every loop, owned by the server; NULL: no cap */
+    int fd_limit;               /* RLIMIT_NOFILE at start; 0: not checked */
+    int fd_headroom;
+    uint64_t reject_logged_ms[CONN_REJECT_KINDS];
+    uint64_t rejects_unlogged[CONN_REJECT_KINDS];
+    /* A listener closed after a failed accept (NET_ACCEPT_PAUSE_MS). */
+    int accept_paused; /* 1 closing, 2 closed: the sweep listens again at accept_resume_ms */
+    uint64_t accept_resume_ms;
 
     int shutting_down;
     uint64_t shutdown_deadline_ms;
@@ -126,7 +156,8 @@ struct http_conn_s {
     uint8_t state;         /* conn_state_t */
     uint8_t deadline_kind; /* deadline_kind_t */
     uint8_t reading;
-    uint8_t pumping; /* conn_pump is on the stack: do not re-enter it */
+    uint8_t pumping;    /* conn_pump is on the stack: do not re-enter it */
+    uint8_t ip_counted; /* counted in nl->ip_counts */
     uint8_t peer_family;
     uint8_t peer_addr[16];
 };
@@ -230,11 +261,31 @@ void http_conn_destroy(http_conn_t *conn);
 void net_loop_request_id(net_loop_t *nl, char out[17]);
 /* A connection of nl finished closing: the loop may be done. */
 void net_loop_conn_gone(net_loop_t *nl);
+/* Closes the loop's listener for NET_ACCEPT_PAUSE_MS (the sweep opens it
+ * again): for an accept that fails, or a connection that cannot be taken. */
+void net_loop_pause_accepting(net_loop_t *nl);
+
+/* conn_admit.c: MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP, descriptors. */
+/* Open connections per client address, for every loop; NULL when out of
+ * memory. */
+net_ip_counts_t *net_ip_counts_new(void);
+void net_ip_counts_free(net_ip_counts_t *t);
+/* Decides whether a just-accepted connection (its peer recorded) is kept.
+ * Returns 0 when it is, counted in the limits (net_conn_release gives them
+ * back); -1 when it must be closed at once (the refusal is counted and
+ * logged). */
+int net_conn_admit(http_conn_t *conn);
+void net_conn_release(http_conn_t *conn);
+/* Counts a refusal in the metrics and logs it (rate-limited); peer may be
+ * NULL. */
+void net_note_reject(net_loop_t *nl, conn_reject_t reason, const char *peer);
+const char *net_reject_name(conn_reject_t reason);
 
 /* http_metrics.c */
 /* Takes one of max connection slots; returns 0, or -1 when all are taken. */
 int http_metrics_conn_acquire(int max);
 void http_metrics_conn_release(void);
+void http_metrics_conn_rejected(conn_reject_t reason);
 void http_metrics_observe(const char *route, const char *method, int status, double seconds);
 void ws_metrics_open(int delta);
 void ws_metrics_slow_consumer(void);

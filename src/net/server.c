@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@
 
 struct server_s {
     server_options_t opts;
+    struct sockaddr_storage addr; /* where every loop listens */
+    net_ip_counts_t *ip_counts;   /* MAX_CONNECTIONS_PER_IP; NULL: no cap */
     net_loop_t **loops;
     int nloops;
     uv_signal_t sigterm;
@@ -102,6 +105,7 @@ static void server_close_signals(server_t *s) {
 
 static void on_loop_finished(inbox_item_t *item);
 static void on_sweep(uv_timer_t *timer);
+static void loop_resume_accepting(net_loop_t *nl, uint64_t now);
 
 /* A shutting-down loop with no connections left closes its handles; loop 0
  * waits for the others first (it owns the signal watchers). */
@@ -206,6 +210,7 @@ static void on_sweep(uv_timer_t *timer) {
     net_loop_t *nl = timer->data;
     uint64_t now = uv_now(&nl->loop);
     loop_ws_shutdown(nl, now);
+    loop_resume_accepting(nl, now);
     ws_sweep(nl, now);
     if (nl->shutting_down && now >= nl->shutdown_deadline_ms) {
         if (nl->conns != NULL)
@@ -218,11 +223,61 @@ static void on_sweep(uv_timer_t *timer) {
 
 static void on_connection(uv_stream_t *listener, int status) {
     net_loop_t *nl = listener->data;
+    if (status == UV_EMFILE || status == UV_ENFILE) {
+        /* libuv's spare descriptor (it keeps one per loop, to accept and
+         * close what waits when descriptors run out) is gone too. */
+        net_note_reject(nl, CONN_REJECT_FD_LIMIT, NULL);
+        net_loop_pause_accepting(nl);
+        return;
+    }
     if (status < 0) {
-        log_warn("accept failed", LOG_S("error", uv_strerror(status)));
+        /* Logged unless the last pause began less than NET_REJECT_LOG_MS
+         * ago (accept_resume_ms is 0 before the first one). */
+        uint64_t now = uv_now(&nl->loop);
+        if (now >= nl->accept_resume_ms + NET_REJECT_LOG_MS)
+            log_warn("accept failed: pausing", LOG_S("error", uv_strerror(status)),
+                     LOG_I("pause_ms", NET_ACCEPT_PAUSE_MS));
+        net_loop_pause_accepting(nl);
         return;
     }
     http_conn_accept(nl);
+}
+
+static void on_listener_paused(uv_handle_t *handle) {
+    net_loop_t *nl = handle->data;
+    nl->accept_paused = 2;
+}
+
+/* libuv keeps accepting while a listener is readable, so a failing accept
+ * would be retried at once, forever; closing the listener is the one way to
+ * stop it. What waits in its backlog is refused; with SO_REUSEPORT the
+ * other loops keep accepting meanwhile. */
+void net_loop_pause_accepting(net_loop_t *nl) {
+    if (!nl->listener_open || nl->shutting_down)
+        return;
+    nl->listener_open = 0;
+    nl->accept_paused = 1;
+    nl->accept_resume_ms = uv_now(&nl->loop) + NET_ACCEPT_PAUSE_MS;
+    uv_close((uv_handle_t *)&nl->listener, on_listener_paused);
+}
+
+static int loop_listen(net_loop_t *nl, const struct sockaddr *addr, char *err, size_t errlen);
+
+static void loop_resume_accepting(net_loop_t *nl, uint64_t now) {
+    if (nl->accept_paused != 2 || nl->shutting_down || now < nl->accept_resume_ms)
+        return;
+    char err[256];
+    nl->accept_paused = 0;
+    if (loop_listen(nl, (const struct sockaddr *)&nl->server->addr, err, sizeof(err)) == 0) {
+        log_info("accepting again", LOG_I("loop", nl->index));
+        return;
+    }
+    if (nl->listener_open) {
+        net_loop_pause_accepting(nl);
+    } else {
+        nl->accept_paused = 2;
+        nl->accept_resume_ms = now + NET_ACCEPT_PAUSE_MS;
+    }
 }
 
 static int shorter(int shortest, int ms) {
@@ -271,6 +326,15 @@ static void loop_discard(net_loop_t *nl) {
     loop_free(nl);
 }
 
+static void fd_limits(net_loop_t *nl) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+        rl.rlim_cur > INT32_MAX)
+        return;
+    nl->fd_limit = (int)rl.rlim_cur;
+    nl->fd_headroom = nl->fd_limit / 4 < NET_FD_HEADROOM ? nl->fd_limit / 4 : NET_FD_HEADROOM;
+}
+
 static net_loop_t *loop_new(server_t *s, int index, const struct sockaddr *addr, char *err,
                             size_t errlen) {
     net_loop_t *nl = calloc(1, sizeof(*nl));
@@ -283,6 +347,8 @@ static net_loop_t *loop_new(server_t *s, int index, const struct sockaddr *addr,
     nl->opts = &s->opts;
     nl->cfg = s->opts.cfg;
     nl->index = index;
+    nl->ip_counts = s->ip_counts;
+    fd_limits(nl);
     nl->id_seed = random_seed(nl);
     nl->shutdown_item.run = on_shutdown_item;
     nl->force_item.run = on_force_item;
@@ -394,6 +460,7 @@ static void server_abort(server_t *s, int started) {
             loop_discard(nl);
         }
     }
+    net_ip_counts_free(s->ip_counts);
     free(s->loops);
     free(s);
 }
@@ -412,7 +479,13 @@ int server_start(server_t **out, const server_options_t *opts, char *err, size_t
         return -1;
     }
     s->opts = *opts;
+    s->addr = addr;
     s->nloops = cfg->threads > 0 ? cfg->threads : 1;
+    if (cfg->max_connections_per_ip > 0 && (s->ip_counts = net_ip_counts_new()) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        server_abort(s, 0);
+        return -1;
+    }
     /* http-parser's head limit is process-wide; chatd runs one server. */
     http_parser_set_max_header_size(
         cfg->max_header_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)cfg->max_header_bytes);
@@ -458,6 +531,11 @@ void server_free(server_t *s) {
             log_error("I/O loop still busy at free", LOG_I("loop", i));
         loop_free(s->loops[i]);
     }
+    net_ip_counts_free(s->ip_counts);
     free(s->loops);
     free(s);
+}
+
+uv_loop_t *server_loop(server_t *s, int index) {
+    return &s->loops[index]->loop;
 }

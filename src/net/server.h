@@ -40,6 +40,13 @@ int server_run(server_t *server);
 /* Frees the server after server_run returned. */
 void server_free(server_t *server);
 
+/* The libuv loop of I/O loop index, for a caller that drives the server
+ * from its own thread with uv_run instead of calling server_run: the fuzz
+ * targets (fuzz/README.md) serve and play the client on one thread, one
+ * connection at a time, so each input is done when its callback returns.
+ * With THREADS=1 no other thread runs a loop. */
+uv_loop_t *server_loop(server_t *server, int index);
+
 /* Appends the network metrics in Prometheus text format: open connections,
  * requests by route and status, request duration histogram, open
  * WebSockets, slow consumers closed, frames sent. Thread-safe. Returns 0 or

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,10 +128,28 @@ static int pg_open(const char *url, store_db_t **out, char *err, size_t errlen) 
     return 0;
 }
 
+/* A connection the server closed while it sat idle (PostgreSQL restarted,
+ * or ended the session) looks fine to libpq until it is read, so the job
+ * sent on it would fail. The peer's close can be seen without reading; any
+ * other input on an idle connection is read, which notices a close too. */
+static bool closed_by_server(PGconn *conn) {
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN | POLLRDHUP};
+    if (p.fd < 0)
+        return true;
+    if (poll(&p, 1, 0) <= 0)
+        return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+        return true;
+    return PQconsumeInput(conn) == 0 || PQstatus(conn) != CONNECTION_OK;
+}
+
 static int pg_ensure(store_db_t *db) {
     pg_db_t *d = (pg_db_t *)db;
-    if (PQstatus(d->conn) == CONNECTION_OK && !d->discard)
-        return 0;
+    if (PQstatus(d->conn) == CONNECTION_OK && !d->discard) {
+        if (!closed_by_server(d->conn))
+            return 0;
+        d->discard = true;
+    }
     uint64_t now = time_monotonic_ns();
     if (now < d->next_reconnect_ns)
         return -1;

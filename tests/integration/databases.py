@@ -50,7 +50,9 @@ class PgCluster:
             )
         return res
 
-    def start(self):
+    def start(self, port=None):
+        """Starts the cluster (again, after stop(), on the same data); on
+        port when given (a restart keeps its URL), else on a free one."""
         for tool in ("initdb", "pg_ctl"):
             if not (PG_BIN / tool).exists():
                 raise RuntimeError(f"{PG_BIN / tool} not found (package postgresql-15)")
@@ -76,7 +78,7 @@ class PgCluster:
                 ),
                 timeout=120,
             )
-        self.port = free_port()
+        self.port = port or free_port()
         # fsync off: chatd's crash tests kill chatd, never PostgreSQL.
         opts = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.base} "

@@ -74,6 +74,26 @@ def unique_email(prefix="user"):
 
 
 # --------------------------------------------------------------------------
+# Sanitizers (`make asan`): a report fails the test whose server logged it.
+
+_SANITIZER_LINE = re.compile(
+    r"^==\d+==ERROR: (?:Address|Leak|Thread|Memory)Sanitizer"
+    r"|^==\d+==\w+Sanitizer has encountered a fatal error"  # e.g. LSan without ptrace
+    r"|^\S+:\d+:\d+: runtime error: "
+    r"|^SUMMARY: \w+Sanitizer"
+)
+
+
+def sanitizer_report(text, context=40):
+    """The first sanitizer report in text (with the lines after it), or ""."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if _SANITIZER_LINE.search(line):
+            return "\n".join(lines[i : i + context])
+    return ""
+
+
+# --------------------------------------------------------------------------
 # The server
 
 
@@ -116,6 +136,7 @@ class ChatdServer:
         self.log_files = []
         self.session = None
         self.expect_clean_exit = True
+        self.killed = False  # the running process was ended by kill9()
 
     # ---- lifecycle
 
@@ -140,7 +161,7 @@ class ChatdServer:
                 env.pop(k, None)
             else:
                 env[k] = str(v)
-        return subprocess.run(
+        res = subprocess.run(
             [self.binary] + list(args),
             cwd=str(self.workdir),
             env=env,
@@ -148,6 +169,11 @@ class ChatdServer:
             capture_output=True,
             timeout=timeout,
         )
+        # A command expected to fail must not hide a sanitizer's report.
+        report = sanitizer_report(res.stderr.decode("utf-8", "replace"))
+        if report:
+            raise AssertionError(f"chatd {' '.join(args)}: sanitizer report:\n{report}")
+        return res
 
     def start(self, wait=True):
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -157,6 +183,7 @@ class ChatdServer:
             )
         self.port = free_port()
         self.starts += 1
+        self.killed = False
         log_path = self.workdir / f"stderr-{self.starts}.log"
         out_path = self.workdir / f"stdout-{self.starts}.log"
         self.log_files.append(log_path)
@@ -232,6 +259,7 @@ class ChatdServer:
 
     def kill9(self):
         if self.proc is not None and self.proc.poll() is None:
+            self.killed = True
             self.proc.kill()
             self.proc.wait()
         self._close_files()
@@ -248,13 +276,21 @@ class ChatdServer:
 
     def teardown(self):
         """Stops the server; returns an error string when it did not exit
-        cleanly (and a clean exit was expected)."""
+        cleanly (and a clean exit was expected), when it had died on its
+        own, or when any of its runs logged a sanitizer report (a leak
+        found at exit, even where the test ignored the exit code)."""
         if self.proc is None:
             return None
         was_running = self.proc.poll() is None
         rc = self.stop()
-        if was_running and self.expect_clean_exit and rc != 0:
-            return f"chatd exited with {rc} on SIGTERM; log tail:\n{self.log_tail()}"
+        report = sanitizer_report(self.log_text())
+        if report:
+            return f"chatd logged a sanitizer report:\n{report}"
+        if self.expect_clean_exit and rc != 0:
+            if was_running:
+                return f"chatd exited with {rc} on SIGTERM; log tail:\n{self.log_tail()}"
+            if not self.killed:
+                return f"chatd died with exit code {rc}; log tail:\n{self.log_tail()}"
         return None
 
     # ---- logs

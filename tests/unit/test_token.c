@@ -209,6 +209,10 @@ static void test_bad_claims(void **state) {
     token = make_hs256_raw("{\"alg\":\"HS256\",\"typ\":1}", GOOD_CLAIMS);
     assert_int_equal(verify(token), TOKEN_INVALID);
     free(token);
+    /* Algorithm names are case-sensitive: an HS256 signature under "hs256". */
+    token = make_hs256_raw("{\"alg\":\"hs256\",\"typ\":\"JWT\"}", GOOD_CLAIMS);
+    assert_int_equal(verify(token), TOKEN_INVALID);
+    free(token);
 }
 
 static void test_garbage(void **state) {
