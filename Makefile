@@ -31,6 +31,8 @@ GEN_SRCS  := $(BUILD)/gen/migrations_data.c
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/migrations_data.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# What the unit tests share (tests/unit/support/) is linked into each of them.
+UNIT_SUPPORT_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard tests/unit/support/*.c)))
 
 .PHONY: all deps build run test unit integration asan format format-check clean \
         bench bench-rest image-test help fuzz fuzz-build fuzz-deps
@@ -81,9 +83,11 @@ BENCH_SRCS := $(sort $(wildcard bench/chatd_bench/*.c))
 $(BUILD)/chatd-bench: $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libchatd.a
+$(BUILD)/tests/%: tests/unit/%.c $(UNIT_SUPPORT_OBJS) $(wildcard tests/unit/support/*.h) \
+    $(BUILD)/libchatd.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libchatd.a $(PKG_LIBS) -lcmocka $(LDLIBS)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS) -o $@ $< $(UNIT_SUPPORT_OBJS) $(BUILD)/libchatd.a \
+	    $(PKG_LIBS) -lcmocka $(LDLIBS)
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done

@@ -10,9 +10,10 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "net/server.h"
+#include "support/net_client.h"
+#include "support/test_server.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,13 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
-
-#define WAIT_MS 3000
 
 /* ---- handlers ---------------------------------------------------------- */
 
@@ -151,220 +148,41 @@ static const route_t test_routes[] = {
 
 /* ---- the server under test ---------------------------------------------- */
 
-typedef struct {
-    config_t cfg;
-    server_t *server;
-    pthread_t thread;
-    int rc;
-} test_server_t;
-
 static test_server_t srv;
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void test_config(config_t *cfg) {
-    config_defaults(cfg);
-    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
-    cfg->port = free_port();
-    cfg->threads = 2;
-    cfg->max_header_bytes = 1024;
-    cfg->max_body_bytes = 1024;
-    cfg->header_timeout_ms = 2000;
-    cfg->idle_timeout_ms = 2000;
-    cfg->shutdown_timeout_ms = 2000;
-    cfg->cors_any = 1;
-}
-
-static void *run_server(void *arg) {
-    (void)arg;
-    srv.rc = server_run(srv.server);
-    return NULL;
-}
 
 static void start_server(void) {
     server_options_t opts = {.cfg = &srv.cfg,
                              .routes = test_routes,
                              .route_count = sizeof(test_routes) / sizeof(test_routes[0]),
                              .authenticate = fake_authenticate};
-    char err[256] = "";
-    if (server_start(&srv.server, &opts, err, sizeof(err)) != 0)
-        fail_msg("server_start: %s", err);
-    srv.rc = -99;
-    assert_int_equal(pthread_create(&srv.thread, NULL, run_server, NULL), 0);
+    test_server_start(&srv, &opts);
 }
 
 /* SIGTERM, then server_run must return 0 within the deadline. */
 static void stop_server(void) {
-    assert_int_equal(kill(getpid(), SIGTERM), 0);
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    assert_int_equal(pthread_timedjoin_np(srv.thread, NULL, &until), 0);
-    assert_int_equal(srv.rc, 0);
-    server_free(srv.server);
-    srv.server = NULL;
+    test_server_stop(&srv);
 }
 
 static int setup(void **state) {
     (void)state;
-    test_config(&srv.cfg);
+    test_server_config(&srv.cfg);
+    srv.cfg.max_header_bytes = 1024;
+    srv.cfg.max_body_bytes = 1024;
+    srv.cfg.header_timeout_ms = 2000;
+    srv.cfg.idle_timeout_ms = 2000;
     return 0;
 }
 
 /* ---- a raw client -------------------------------------------------------- */
 
-typedef struct {
-    int fd;
-    char buf[65536];
-    size_t len;
-} client_t;
-
-typedef struct {
-    int status;
-    char head[4096];
-    char body[8192];
-    size_t body_len;
-} response_t;
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static client_t *client_open(void) {
-    client_t *c = test_calloc(1, sizeof(*c));
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)srv.cfg.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return c;
-}
-
-static void client_close(client_t *c) {
-    close(c->fd);
-    test_free(c);
-}
-
-static void client_send(client_t *c, const char *data, size_t len) {
-    while (len > 0) {
-        ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        data += n;
-        len -= (size_t)n;
-    }
-}
-
-static void client_send_str(client_t *c, const char *s) {
-    client_send(c, s, strlen(s));
-}
-
-/* Reads more bytes before the deadline: >0 read, 0 EOF (or reset), -1 timeout. */
-static int client_fill(client_t *c, int64_t deadline) {
-    int64_t left = deadline - now_ms();
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (left <= 0 || poll(&p, 1, (int)left) != 1)
-        return -1;
-    if (c->len == sizeof(c->buf))
-        fail_msg("client buffer full");
-    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-    if (n <= 0)
-        return 0;
-    c->len += (size_t)n;
-    return (int)n;
-}
-
-static const char *find_header(const response_t *r, const char *name, char *out, size_t outlen) {
-    size_t nlen = strlen(name);
-    const char *line = strstr(r->head, "\r\n");
-    while (line != NULL && line[2] != '\0') {
-        line += 2;
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ')
-                v++;
-            size_t vlen = strcspn(v, "\r");
-            if (vlen >= outlen)
-                vlen = outlen - 1;
-            memcpy(out, v, vlen);
-            out[vlen] = '\0';
-            return out;
-        }
-        line = strstr(line, "\r\n");
-    }
-    return NULL;
-}
-
-/* Reads one response; head_request: a Content-Length without a body. */
-static int client_read(client_t *c, response_t *r, int head_request) {
-    int64_t deadline = now_ms() + WAIT_MS;
-    memset(r, 0, sizeof(*r));
-    char *end;
-    while (c->buf[c->len] = '\0', (end = strstr(c->buf, "\r\n\r\n")) == NULL) {
-        if (client_fill(c, deadline) <= 0)
-            return -1;
-    }
-    size_t head_len = (size_t)(end - c->buf) + 4;
-    assert_true(head_len < sizeof(r->head));
-    memcpy(r->head, c->buf, head_len);
-    r->head[head_len] = '\0';
-    assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
-    char value[32];
-    size_t body_len = 0;
-    if (!head_request && find_header(r, "Content-Length", value, sizeof(value)) != NULL)
-        body_len = (size_t)atol(value);
-    assert_true(body_len < sizeof(r->body));
-    while (c->len < head_len + body_len) {
-        if (client_fill(c, deadline) <= 0)
-            return -1;
-    }
-    memcpy(r->body, c->buf + head_len, body_len);
-    r->body[body_len] = '\0';
-    r->body_len = body_len;
-    memmove(c->buf, c->buf + head_len + body_len, c->len - head_len - body_len);
-    c->len -= head_len + body_len;
-    return 0;
-}
-
-/* True when the server closes the connection before the deadline. */
-static int client_sees_close(client_t *c, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        int n = client_fill(c, deadline);
-        if (n == 0)
-            return 1;
-        if (n < 0)
-            return 0;
-        c->len = 0; /* discard */
-    }
+    return client_open_port(srv.cfg.port);
 }
 
 static void request(client_t *c, const char *raw, response_t *r) {
     client_send_str(c, raw);
     if (client_read(c, r, 0) != 0)
         fail_msg("no response to %.40s", raw);
-}
-
-static void assert_header(const response_t *r, const char *name, const char *expected) {
-    char value[256];
-    if (find_header(r, name, value, sizeof(value)) == NULL)
-        fail_msg("no %s header in:\n%s", name, r->head);
-    assert_string_equal(value, expected);
-}
-
-static void assert_no_header(const response_t *r, const char *name) {
-    char value[256];
-    if (find_header(r, name, value, sizeof(value)) != NULL)
-        fail_msg("unexpected %s: %s", name, value);
 }
 
 static int is_generated_id(const char *id) {
@@ -839,12 +657,7 @@ static void test_graceful_shutdown(void **state) {
     assert_string_equal(r.body, "{\"async\":300}");
     assert_header(&r, "Connection", "close");
     assert_true(client_sees_close(c, WAIT_MS));
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    assert_int_equal(pthread_timedjoin_np(srv.thread, NULL, &until), 0);
-    assert_int_equal(srv.rc, 0);
-    server_free(srv.server);
+    test_server_join(&srv);
     client_close(c);
     client_close(idle);
 }

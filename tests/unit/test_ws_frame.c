@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "net/ws_frame.h"
+#include "support/ws_client_frame.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,27 +45,7 @@ static const uint8_t mask_key[4] = {0x37, 0xfa, 0x21, 0x3d};
 /* Appends a client frame (masked unless masked == 0) to out; returns its size. */
 static size_t client_frame(uint8_t *out, int fin, int opcode, const void *payload, size_t len,
                            int masked) {
-    size_t pos = 0;
-    out[pos++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
-    uint8_t mask_bit = masked ? 0x80 : 0;
-    if (len < 126) {
-        out[pos++] = (uint8_t)(mask_bit | len);
-    } else if (len <= 0xFFFF) {
-        out[pos++] = mask_bit | 126;
-        out[pos++] = (uint8_t)(len >> 8);
-        out[pos++] = (uint8_t)len;
-    } else {
-        out[pos++] = mask_bit | 127;
-        for (int i = 0; i < 8; i++)
-            out[pos++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(out + pos, mask_key, 4);
-        pos += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[pos + i] = ((const uint8_t *)payload)[i] ^ (masked ? mask_key[i & 3] : 0);
-    return pos + len;
+    return ws_client_frame(out, fin, opcode, payload, len, masked ? mask_key : NULL);
 }
 
 static int feed_all(ws_parser_t *p, uint8_t *data, size_t len, seen_t *seen) {

@@ -13,11 +13,10 @@
 #include "net/server.h"
 #include "net/ws.h"
 #include "net/ws_frame.h"
+#include "support/net_client.h"
+#include "support/test_server.h"
+#include "support/ws_client_frame.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -25,12 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
-
-#define WAIT_MS 3000
 
 static const char rfc_key[] = "dGhlIHNhbXBsZSBub25jZQ==";
 static const char rfc_accept[] = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
@@ -224,30 +218,7 @@ static const route_t test_routes[] = {
 
 /* ---- the server under test ---------------------------------------------- */
 
-typedef struct {
-    config_t cfg;
-    server_t *server;
-    pthread_t thread;
-    int rc;
-} test_server_t;
-
 static test_server_t srv;
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void *run_server(void *arg) {
-    (void)arg;
-    srv.rc = server_run(srv.server);
-    return NULL;
-}
 
 static void start_server(void) {
     server_options_t opts = {.cfg = &srv.cfg,
@@ -255,21 +226,11 @@ static void start_server(void) {
                              .route_count = sizeof(test_routes) / sizeof(test_routes[0]),
                              .authenticate = fake_authenticate,
                              .shutdown_ready = test_shutdown_ready};
-    char err[256] = "";
-    if (server_start(&srv.server, &opts, err, sizeof(err)) != 0)
-        fail_msg("server_start: %s", err);
-    srv.rc = -99;
-    assert_int_equal(pthread_create(&srv.thread, NULL, run_server, NULL), 0);
+    test_server_start(&srv, &opts);
 }
 
 static void join_server(void) {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 10;
-    assert_int_equal(pthread_timedjoin_np(srv.thread, NULL, &until), 0);
-    assert_int_equal(srv.rc, 0);
-    server_free(srv.server);
-    srv.server = NULL;
+    test_server_join(&srv);
     /* on_closed ran exactly once for every upgraded connection. */
     assert_int_equal(atomic_load(&ws_closed), atomic_load(&ws_opened));
 }
@@ -282,30 +243,12 @@ static void stop_server(void) {
 
 static int setup(void **state) {
     (void)state;
-    config_t *cfg = &srv.cfg;
-    config_defaults(cfg);
-    snprintf(cfg->host, sizeof(cfg->host), "127.0.0.1");
-    cfg->port = free_port();
-    cfg->threads = 2;
-    cfg->shutdown_timeout_ms = 2000;
-    cfg->cors_any = 1;
+    test_server_config(&srv.cfg);
     memset(room, 0, sizeof(room));
     return 0;
 }
 
 /* ---- a raw client -------------------------------------------------------- */
-
-typedef struct {
-    int fd;
-    char buf[262144];
-    size_t len;
-} client_t;
-
-typedef struct {
-    int status;
-    char head[4096];
-    char body[4096];
-} response_t;
 
 typedef struct {
     int fin;
@@ -316,154 +259,26 @@ typedef struct {
 
 static uint8_t frame_payload[262144];
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* rcvbuf > 0 shrinks the socket's receive buffer (a slow reader). */
 static client_t *client_open_rcvbuf(int rcvbuf) {
-    client_t *c = test_calloc(1, sizeof(*c));
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (rcvbuf > 0)
-        setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons((uint16_t)srv.cfg.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(c->fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    return c;
+    return client_open_nodelay(srv.cfg.port, rcvbuf);
 }
 
 static client_t *client_open(void) {
     return client_open_rcvbuf(0);
 }
 
-static void client_close(client_t *c) {
-    close(c->fd);
-    test_free(c);
-}
-
-static void client_send(client_t *c, const void *data, size_t len) {
-    const char *p = data;
-    while (len > 0) {
-        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-        assert_true(n > 0);
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-/* Reads more bytes before the deadline: >0 read, 0 EOF (or reset), -1 timeout. */
-static int client_fill(client_t *c, int64_t deadline) {
-    int64_t left = deadline - now_ms();
-    struct pollfd p = {.fd = c->fd, .events = POLLIN};
-    if (left <= 0 || poll(&p, 1, (int)left) != 1)
-        return -1;
-    if (c->len == sizeof(c->buf))
-        fail_msg("client buffer full");
-    ssize_t n = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
-    if (n <= 0)
-        return 0;
-    c->len += (size_t)n;
-    return (int)n;
-}
-
-static const char *find_header(const response_t *r, const char *name, char *out, size_t outlen) {
-    size_t nlen = strlen(name);
-    const char *line = strstr(r->head, "\r\n");
-    while (line != NULL && line[2] != '\0') {
-        line += 2;
-        if (strncasecmp(line, name, nlen) == 0 && line[nlen] == ':') {
-            const char *v = line + nlen + 1;
-            while (*v == ' ')
-                v++;
-            size_t vlen = strcspn(v, "\r");
-            if (vlen >= outlen)
-                vlen = outlen - 1;
-            memcpy(out, v, vlen);
-            out[vlen] = '\0';
-            return out;
-        }
-        line = strstr(line, "\r\n");
-    }
-    return NULL;
-}
-
-static void assert_header(const response_t *r, const char *name, const char *expected) {
-    char value[256];
-    if (find_header(r, name, value, sizeof(value)) == NULL)
-        fail_msg("no %s header in:\n%s", name, r->head);
-    assert_string_equal(value, expected);
-}
-
 /* Reads one HTTP response; what follows it stays in the client's buffer. */
 static void client_read_response(client_t *c, response_t *r) {
-    int64_t deadline = now_ms() + WAIT_MS;
-    memset(r, 0, sizeof(*r));
-    char *end;
-    while (c->buf[c->len] = '\0', (end = strstr(c->buf, "\r\n\r\n")) == NULL) {
-        if (client_fill(c, deadline) <= 0)
-            fail_msg("no response");
-    }
-    size_t head_len = (size_t)(end - c->buf) + 4;
-    assert_true(head_len < sizeof(r->head));
-    memcpy(r->head, c->buf, head_len);
-    assert_int_equal(sscanf(r->head, "HTTP/1.1 %d", &r->status), 1);
-    char value[32];
-    size_t body_len = 0;
-    if (find_header(r, "Content-Length", value, sizeof(value)) != NULL)
-        body_len = (size_t)atol(value);
-    assert_true(body_len < sizeof(r->body));
-    while (c->len < head_len + body_len) {
-        if (client_fill(c, deadline) <= 0)
-            fail_msg("response body cut short");
-    }
-    memcpy(r->body, c->buf + head_len, body_len);
-    memmove(c->buf, c->buf + head_len + body_len, c->len - head_len - body_len);
-    c->len -= head_len + body_len;
-}
-
-/* True when the server closes the connection before the deadline. */
-static int client_sees_close(client_t *c, int timeout_ms) {
-    int64_t deadline = now_ms() + timeout_ms;
-    for (;;) {
-        int n = client_fill(c, deadline);
-        if (n == 0)
-            return 1;
-        if (n < 0)
-            return 0;
-        c->len = 0; /* discard */
-    }
+    if (client_read(c, r, 0) != 0)
+        fail_msg("no response");
 }
 
 /* A client frame, masked unless masked == 0; returns its size. */
 static size_t build_frame(uint8_t *out, int fin, int opcode, const void *payload, size_t len,
                           int masked) {
     static const uint8_t mask[4] = {0x11, 0x8f, 0x42, 0xd3};
-    size_t pos = 0;
-    out[pos++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
-    uint8_t mask_bit = masked ? 0x80 : 0;
-    if (len < 126) {
-        out[pos++] = (uint8_t)(mask_bit | len);
-    } else if (len <= 0xFFFF) {
-        out[pos++] = mask_bit | 126;
-        out[pos++] = (uint8_t)(len >> 8);
-        out[pos++] = (uint8_t)len;
-    } else {
-        out[pos++] = mask_bit | 127;
-        for (int i = 0; i < 8; i++)
-            out[pos++] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    if (masked) {
-        memcpy(out + pos, mask, 4);
-        pos += 4;
-    }
-    for (size_t i = 0; i < len; i++)
-        out[pos + i] = ((const uint8_t *)payload)[i] ^ (masked ? mask[i & 3] : 0);
-    return pos + len;
+    return ws_client_frame(out, fin, opcode, payload, len, masked ? mask : NULL);
 }
 
 static void ws_send_frame(client_t *c, int fin, int opcode, const void *payload, size_t len) {
