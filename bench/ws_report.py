@@ -11,6 +11,7 @@ import platform
 import re
 import statistics
 import subprocess
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -286,12 +287,13 @@ def machine(args):
     nats = cmd("nats-server", "--version")
     lines = [f"- {os.cpu_count()} cores, {model or 'unknown CPU'}, {mem:.1f} GiB RAM",
              f"- Debian {debian}, Linux {platform.release()}",
-             f"- chatd {version[0] if version else '?'} (tree {rev}), built with -O2 by make",
+             f"- {version[0] if version else 'chatd ?'} (tree {rev}), built with -O2 by make",
              "- pinning: the server on CPU 0 (`taskset -c 0`), the load generator on CPU 1 "
              "(`taskset -c 1`); traffic on 127.0.0.1"]
     if node or nats:
         lines.append(f"- peers: Node {node or '-'}, {nats or 'nats-server -'}")
     lb, ls, le = (x.split()[:3] for x in (args.load_before, args.load_start, args.load_end))
+    # Quiet: calm when the runs began and not much busier when they ended.
     quiet = float(ls[0]) < args.quiet_load and float(le[0]) < args.quiet_load * 2
     lines.append(f"- load average (1, 5, 15 min): {' '.join(lb)} when the script started, "
                  f"{' '.join(ls)} when the first run started, {' '.join(le)} after the last. "
@@ -345,9 +347,10 @@ def section(args, rows, scaling, out_dir):
          "`--rate 0` keeps at most 64 messages per room in flight (sent − deliveries ÷ "
          "subscribers), so the latency of S1 and S3 is queueing by construction (Little's "
          "law): read throughput there and latency in S2.",
-         "- **Loss check**: each publisher learns the id of every message it posted from its "
-         "own echo; every subscriber must receive exactly the stored ids of its room (same "
-         "count, same sums of ids and of hashed ids, each id above the previous one). "
+         "- **Loss check**: after the run chatd-bench reads every message of the run back "
+         "with `GET /rooms/:id/messages`; every subscriber must have received exactly the "
+         "stored ids of its room (same count, same sums of ids and of hashed ids, each id "
+         "above the previous one), and each publisher the echo of every message it sent. "
          "\"lost\" counts missing, unexpected, duplicated or reordered deliveries and posts "
          "never acknowledged.",
          "- **Peers**: the yardstick's own driver (`run-peers.sh`, wsbench pinned to CPU 1, "
@@ -378,7 +381,25 @@ def section(args, rows, scaling, out_dir):
           "#### Targets", ""] + targets_table(rows)
     L += ["### Scaling", ""] + scaling_tables(scaling, out_dir)
     L += [END, ""]
-    return "\n".join(L)
+    return wrap("\n".join(L))
+
+
+def wrap(text, width=76):
+    """Wraps prose and list items like the rest of the document; tables,
+    code blocks, headings and images stay as they are."""
+    out, in_code = [], False
+    for line in text.split("\n"):
+        if line.startswith("```"):
+            in_code = not in_code
+            out.append(line)
+        elif in_code or line.startswith(("|", "#", "!", "<!--")) or len(line) <= width:
+            out.append(line)
+        elif line.startswith("- "):
+            out.append(textwrap.fill(line[2:], width, initial_indent="- ",
+                                     subsequent_indent="  ", break_on_hyphens=False))
+        else:
+            out.append(textwrap.fill(line, width, break_on_hyphens=False))
+    return "\n".join(out)
 
 
 def splice(section_path, doc_path):

@@ -56,6 +56,28 @@ int buf_printf(buf_t *b, const char *fmt, ...) {
     return rc;
 }
 
+/* The length of the well-formed UTF-8 sequence (RFC 3629) that starts at
+ * s[0] >= 0x80, or 0 when there is none. */
+static size_t utf8_sequence_length(const unsigned char *s, size_t n) {
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t extra;
+    if (c >= 0xC2 && c <= 0xDF) {
+        extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        extra = 2, lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        extra = 3, lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return 0;
+    }
+    if (n <= extra || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= extra; k++)
+        if ((s[k] & 0xC0) != 0x80)
+            return 0;
+    return extra + 1;
+}
+
 int buf_append_json_string(buf_t *b, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX. */
@@ -94,8 +116,22 @@ int buf_append_json_string(buf_t *b, const char *s, size_t len) {
                 *out++ = '0';
                 *out++ = hex[c >> 4];
                 *out++ = hex[c & 15];
-            } else {
+            } else if (c < 0x80) {
                 *out++ = (char)c;
+            } else {
+                /* JSON text is UTF-8 (RFC 8259): a byte that starts no
+                 * well-formed sequence becomes U+FFFD, so that the output
+                 * parses whatever s held (jansson's error texts quote the
+                 * client's bytes, cut anywhere). */
+                size_t n = utf8_sequence_length((const unsigned char *)s + i, len - i);
+                if (n == 0) {
+                    memcpy(out, "\xEF\xBF\xBD", 3);
+                    out += 3;
+                } else {
+                    memcpy(out, s + i, n);
+                    out += n;
+                    i += n - 1;
+                }
             }
         }
     }

@@ -21,7 +21,9 @@ int buf_append(buf_t *b, const void *data, size_t len);
 int buf_append_str(buf_t *b, const char *s);
 int buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(buf_t *b, const char *fmt, va_list ap);
-/* Appends s as a JSON string literal, quotes included. */
+/* Appends s as a JSON string literal, quotes included. Bytes of s that are
+ * not well-formed UTF-8 become U+FFFD: the literal is valid JSON whatever s
+ * holds. */
 int buf_append_json_string(buf_t *b, const char *s, size_t len);
 void buf_reset(buf_t *b);
 /* Hands the bytes to the caller (who frees them) and empties the buffer. */
