@@ -30,42 +30,9 @@
 #define DAY_MS  86400000LL
 #define ONE_GIB (1LL << 30)
 
-static const char *const names[] = {
-    "HOST",
-    "PORT",
-    "DATABASE_URL",
-    "JWT_SECRET",
-    "JWT_EXPIRATION_HOURS",
-    "CORS_ORIGINS",
-    "LOG_LEVEL",
-    "RUST_LOG",
-    "LOG_FORMAT",
-    "THREADS",
-    "REDIS_URL",
-    "DATA_DIR",
-    "MAX_HEADER_BYTES",
-    "MAX_BODY_BYTES",
-    "MAX_MESSAGE_BYTES",
-    "MAX_UPLOAD_BYTES",
-    "MAX_CONNECTIONS",
-    "MAX_CONNECTIONS_PER_IP",
-    "HEADER_TIMEOUT_MS",
-    "IDLE_TIMEOUT_MS",
-    "WS_PING_INTERVAL_MS",
-    "WS_PING_TIMEOUT_MS",
-    "WS_OUTBOUND_LIMIT_BYTES",
-    "RATE_LIMIT_AUTH",
-    "RATE_LIMIT_MESSAGES",
-    "SHUTDOWN_TIMEOUT_MS",
-    "ARGON2_MEMORY_KIB",
-    "ARGON2_ITERATIONS",
-    "ARGON2_CONCURRENCY",
-    "ARGON2_QUEUE_LIMIT",
-    "STORE_READERS",
-    "STORE_BATCH_MAX",
-    "STORE_QUEUE_LIMIT",
-};
-#define NNAMES (sizeof(names) / sizeof(names[0]))
+/* Every setting, from config.c's own table. */
+#define NNAMES      config_setting_count()
+#define names_at(i) config_setting_name(i)
 
 #define MAX_PAIRS 64
 
@@ -185,7 +152,7 @@ static size_t split_pairs(const uint8_t *data, size_t size, pair_t *pairs) {
         const char *value;
         size_t value_len;
         if (len > 0 && (uint8_t)line[0] < 0x40) {
-            snprintf(p->name, sizeof(p->name), "%s", names[(uint8_t)line[0] % NNAMES]);
+            snprintf(p->name, sizeof(p->name), "%s", names_at((uint8_t)line[0] % NNAMES));
             value = line + 1;
             value_len = len - 1;
         } else {
@@ -214,7 +181,7 @@ static void free_pairs(pair_t *pairs, size_t count) {
 
 static int is_setting(const char *name) {
     for (size_t i = 0; i < NNAMES; i++)
-        if (strcmp(names[i], name) == 0)
+        if (strcmp(names_at(i), name) == 0)
             return 1;
     return 0;
 }
@@ -402,7 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
     for (size_t i = 0; i < NNAMES; i++)
-        unsetenv(names[i]);
+        unsetenv(names_at(i));
     env_fd = memfd_create("chatd-env", MFD_CLOEXEC);
     if (env_fd < 0)
         abort();

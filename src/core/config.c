@@ -113,6 +113,14 @@ static const setting_t settings[] = {
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
+size_t config_setting_count(void) {
+    return NSETTINGS;
+}
+
+const char *config_setting_name(size_t index) {
+    return index < NSETTINGS ? settings[index].name : NULL;
+}
+
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -71,6 +71,11 @@ void config_defaults(config_t *cfg);
  * message in err when the value is bad. */
 int config_set(config_t *cfg, const char *name, const char *value, char *err, size_t errlen);
 
+/* The settings' names, in --help order: index 0 .. config_setting_count()-1;
+ * NULL past the end. */
+size_t config_setting_count(void);
+const char *config_setting_name(size_t index);
+
 /* Prints every setting, its default and its meaning (for --help). */
 void config_print_help(FILE *out);
 
