@@ -7,7 +7,8 @@ if (!exists("datadir")) datadir = "."
 
 set terminal svg size 720,460 dynamic enhanced font "sans,12" background rgb "white"
 set grid lc rgb "#dddddd"
-set key below box
+set key at screen 0.5,0.02 center bottom horizontal maxrows 2 box
+set bmargin 7
 set border 3
 set tics nomirror
 
