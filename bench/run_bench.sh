@@ -243,10 +243,16 @@ JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
 export LC_ALL=C.UTF-8
 mkdir -p "$RESULTS/logs"
 
+# The tree the measured binaries were built from (HEAD may move during the run).
+TREE=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+[ -z "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] || TREE="$TREE plus uncommitted changes"
 LOAD_BEFORE=$(cat /proc/loadavg)
 wait_quiet
 LOAD_START=$(cat /proc/loadavg)
 log "results in $RESULTS; load average $LOAD_START"
+# The 1-minute load average after each phase, for the doc's quiet verdict.
+PHASE_LOADS=()
+phase_done() { PHASE_LOADS+=(--phase-load "$1=$(cut -d' ' -f1 /proc/loadavg)"); }
 
 # ---- chatd: S1..S4
 for sc in $SCENARIOS; do
@@ -256,13 +262,15 @@ for sc in $SCENARIOS; do
   done
 done
 
+phase_done "chatd scenarios"
+
 # ---- the peers, with the yardstick's own driver, in the same session
 PEERS_NOTE=""
 if [ -z "$PEERS" ]; then
-  PEERS_NOTE="peers skipped (PEERS is empty)"
+  PEERS_NOTE="skipped (PEERS is empty)"
 elif [ ! -d "$SHARED_BENCH" ] || [ ! -x "$SHARED_BENCH/run-peers.sh" ]; then
-  PEERS_NOTE="peers skipped: $SHARED_BENCH is not there (set SHARED_BENCH to the wsbench folder)"
-  log "$PEERS_NOTE"
+  PEERS_NOTE="skipped: $SHARED_BENCH is not there (set SHARED_BENCH to the wsbench folder)"
+  log "peers: $PEERS_NOTE"
 else
   # The yardstick may be read-only: run a copy, keeping its node_modules
   # between runs so npm is asked only once.
@@ -285,10 +293,12 @@ else
     cp "$peer_raw" "$RESULTS/peers.raw.jsonl"
     cp "$(dirname "$peer_raw")/table.md" "$RESULTS/peers.table.md" 2>/dev/null || true
   else
-    PEERS_NOTE="the peers' driver failed (see $RESULTS/peers.log)"
-    log "$PEERS_NOTE"
+    PEERS_NOTE="their driver failed (see $RESULTS/peers.log)"
+    log "peers: $PEERS_NOTE"
   fi
 fi
+
+[ -n "$PEERS_NOTE" ] || phase_done "peers"
 
 # ---- chatd driven by wsbench, the peers' client, for a like-for-like row
 WSBENCH=${PEER_DIR:-/nonexistent}/wsbench
@@ -299,6 +309,8 @@ if [ -x "$WSBENCH" ]; then
     done
   done
 fi
+
+[ -x "$WSBENCH" ] && phase_done "chatd under wsbench"
 
 # ---- scaling
 if [ "$SCALING" = 1 ]; then
@@ -314,12 +326,15 @@ if [ "$SCALING" = 1 ]; then
       --max-pending 256 --source-ips "$SOURCES"
   done
 fi
+[ "$SCALING" = 1 ] && phase_done "scaling"
 LOAD_END=$(cat /proc/loadavg)
+FINISHED=$(date -u +"%Y-%m-%d %H:%M UTC")
 
 # ---- report: tables, data files, plots, the doc section
 REPORT_ARGS=(--raw "$RAW" --out "$RESULTS" --runs "$RUNS" --s4-conns "$S4_CONNS"
   --load-before "$LOAD_BEFORE" --load-start "$LOAD_START" --load-end "$LOAD_END"
-  --quiet-load "$QUIET_LOAD" --chatd "$CHATD" --peers-note "$PEERS_NOTE")
+  --quiet-load "$QUIET_LOAD" --chatd "$CHATD" --peers-note "$PEERS_NOTE" --tree "$TREE"
+  --when "$FINISHED" "${PHASE_LOADS[@]}")
 [ -f "$RESULTS/peers.raw.jsonl" ] && REPORT_ARGS+=(--peers-raw "$RESULTS/peers.raw.jsonl")
 "$PYTHON" "$ROOT/bench/ws_report.py" "${REPORT_ARGS[@]}"
 

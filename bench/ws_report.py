@@ -278,10 +278,12 @@ def machine(args):
         debian = Path("/etc/debian_version").read_text().strip()
     except OSError:
         debian = "?"
-    root = Path(__file__).resolve().parents[1]
-    rev = cmd("git", "-C", str(root), "rev-parse", "--short", "HEAD") or "unknown"
-    if cmd("git", "-C", str(root), "status", "--porcelain"):
-        rev += " plus uncommitted changes"
+    rev = args.tree
+    if not rev:
+        root = Path(__file__).resolve().parents[1]
+        rev = cmd("git", "-C", str(root), "rev-parse", "--short", "HEAD") or "unknown"
+        if cmd("git", "-C", str(root), "status", "--porcelain"):
+            rev += " plus uncommitted changes"
     version = cmd(args.chatd, "--version").splitlines()
     node = cmd("node", "--version")
     nats = cmd("nats-server", "--version")
@@ -293,19 +295,31 @@ def machine(args):
     if node or nats:
         lines.append(f"- peers: Node {node or '-'}, {nats or 'nats-server -'}")
     lb, ls, le = (x.split()[:3] for x in (args.load_before, args.load_start, args.load_end))
-    # Quiet: calm when the runs began and not much busier when they ended.
-    quiet = float(ls[0]) < args.quiet_load and float(le[0]) < args.quiet_load * 2
+    phases = [p.split("=", 1) for p in args.phase_load]
     lines.append(f"- load average (1, 5, 15 min): {' '.join(lb)} when the script started, "
-                 f"{' '.join(ls)} when the first run started, {' '.join(le)} after the last. "
-                 + ("**The machine was quiet** (under "
-                    f"{args.quiet_load} at the start)." if quiet else
-                    "**The machine was not quiet**: other work was running, so absolute "
-                    "figures are low and noisy; compare the rows of one run with each other."))
+                 f"{' '.join(ls)} when the first run started, {' '.join(le)} after the last"
+                 + ("; 1-minute load at the end of each phase: "
+                    + ", ".join(f"{name} {load}" for name, load in phases) if phases else "")
+                 + ".")
+    # The runs themselves load the machine a little (about 1 when busy for a
+    # minute): a phase whose load stayed under 1.2 had little else running.
+    noisy = [name for name, load in phases if float(load) >= 1.2]
+    if float(ls[0]) >= args.quiet_load:
+        verdict = ("**The machine was not quiet**: other work was running when the runs "
+                   "began, so absolute figures are low and noisy; compare the rows of one "
+                   "run with each other.")
+    elif noisy:
+        verdict = (f"**The machine was quiet when the runs began** (load under "
+                   f"{args.quiet_load}), **but other work started during: "
+                   f"{', '.join(noisy)}**; read those rows as noisy.")
+    else:
+        verdict = f"**The machine was quiet** (load under {args.quiet_load} at the start)."
+    lines.append(f"- {verdict}")
     return lines
 
 
 def section(args, rows, scaling, out_dir):
-    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    when = args.when or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     runs = f"RUNS={args.runs} " if args.runs != 1 else ""
     L = [START, "## WebSocket fan-out", "",
          "Deliveries per second through chatd's WebSocket fan-out, their latency, and what an "
@@ -427,6 +441,10 @@ def main():
     ap.add_argument("--quiet-load", type=float, default=0.5)
     ap.add_argument("--chatd", default="build/chatd")
     ap.add_argument("--peers-note", default="")
+    ap.add_argument("--tree", default="", help="the git tree the binaries were built from")
+    ap.add_argument("--when", default="", help="when the runs ended (default: now)")
+    ap.add_argument("--phase-load", action="append", default=[], metavar="PHASE=LOAD1",
+                    help="the 1-minute load average at the end of a phase")
     args = ap.parse_args()
     if args.splice:
         splice(*args.splice)

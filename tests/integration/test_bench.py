@@ -110,3 +110,17 @@ def test_hold_reports_server_memory(server):
     assert r["mode"] == "hold"
     assert r["conns"] == 200 and r["connect_failures"] == 0 and r["closed_by_server"] == 0
     assert r["server_rss_before_kb"] > 0 and r["server_rss_after_kb"] > 0
+
+
+def test_login_storm_during_load(server):
+    r = bench_json(server, "--subs", 5, "--pubs", 1, "--rate", 50, "--warmup", 0.2,
+                   "--duration", 1.5, "--drain", 10, "--login-storm", 4, "--login-at", 0.2)
+    assert_nothing_lost(r)
+    assert r["login_storm"] == 4 and r["logins_ok"] == 4 and r["logins_failed"] == 0
+    assert r["login_statuses"] == {"200": 4}
+    assert 0 < r["login_p50_us"] <= r["login_max_us"]
+
+
+def test_login_storm_needs_own_users():
+    proc = bench("--token", "x", "--login-storm", 2, check=False)
+    assert proc.returncode == 2 and "--login-storm" in proc.stderr
