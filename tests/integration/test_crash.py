@@ -126,22 +126,29 @@ ROUNDS = 2
 MIN_REST, MIN_WS, MIN_SEEN = 60, 40, 60
 
 
+async def start_load_and_wait_for_traffic(load):
+    """Opens the sockets, starts every poster and waits (deadline 60 s) until
+    enough REST posts, socket posts and deliveries have happened; returns the
+    event that stops the socket senders and the writer tasks."""
+    await load.open_sockets()
+    ws_stop = asyncio.Event()
+    writers = load.start(ws_stop)
+    deadline = time.monotonic() + 60
+    while True:
+        rest, ws, seen = load.counts()
+        if rest >= MIN_REST and ws >= MIN_WS and seen >= MIN_SEEN:
+            return ws_stop, writers
+        assert time.monotonic() < deadline, f"too little traffic: {load.counts()}"
+        await asyncio.sleep(0.005)
+
+
 def test_kill9_during_rest_and_websocket_posting(backend, make_server):
     srv = make_server(backend, env={"THREADS": 4})
     for round_ in range(ROUNDS):
         load = Load(srv, f"k{round_}")
 
         async def main():
-            await load.open_sockets()
-            ws_stop = asyncio.Event()
-            writers = load.start(ws_stop)
-            deadline = time.monotonic() + 60
-            while True:
-                rest, ws, seen = load.counts()
-                if rest >= MIN_REST and ws >= MIN_WS and seen >= MIN_SEEN:
-                    break
-                assert time.monotonic() < deadline, f"too little traffic: {load.counts()}"
-                await asyncio.sleep(0.005)
+            ws_stop, writers = await start_load_and_wait_for_traffic(load)
             srv.kill9()  # while everything is still posting
             await asyncio.gather(*writers)
             await asyncio.gather(*load.readers)
@@ -177,16 +184,7 @@ def test_sigterm_under_load_exits_in_time(backend, stalled, make_server):
         stuck.append(half)
 
     async def main():
-        await load.open_sockets()
-        ws_stop = asyncio.Event()
-        writers = load.start(ws_stop)
-        deadline = time.monotonic() + 60
-        while True:
-            rest, ws, seen = load.counts()
-            if rest >= MIN_REST and ws >= MIN_WS and seen >= MIN_SEEN:
-                break
-            assert time.monotonic() < deadline, f"too little traffic: {load.counts()}"
-            await asyncio.sleep(0.005)
+        ws_stop, writers = await start_load_and_wait_for_traffic(load)
         t0 = time.monotonic()
         srv.signal(signal.SIGTERM)
         rc = await asyncio.get_running_loop().run_in_executor(None, srv.wait_exit, 30)
