@@ -65,8 +65,8 @@ static int serve(const config_t *cfg) {
         fprintf(stderr, "chatd: cannot initialise password hashing\n");
         return 1;
     }
-    /* Before any loop exists: it sizes libuv's thread pool. */
-    crypto_jobs_configure(cfg->argon2_concurrency, cfg->argon2_queue_limit);
+    crypto_jobs_configure(cfg->argon2_concurrency, cfg->argon2_queue_limit,
+                          cfg->argon2_idle_priority);
     if (prepare_sqlite_dir(cfg, err, sizeof(err)) != 0 ||
         store_open(&app.store, cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "chatd: %s\n", err);
@@ -96,8 +96,9 @@ static int serve(const config_t *cfg) {
     log_info("chatd started", LOG_S("version", CHATD_VERSION),
              LOG_S("database", store_backend_name(app.store)));
     int rc = server_run(server);
-    /* The loops are stopped: commit whatever is still queued (with nobody
-     * left to publish to), then free. */
+    /* The loops are stopped: finish the hashes and commit whatever is still
+     * queued (their results go nowhere: the inboxes are closed), then free. */
+    crypto_jobs_shutdown();
     chat_stop_publishing(&app.chat);
     store_close(app.store);
     server_free(server);

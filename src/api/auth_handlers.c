@@ -48,7 +48,7 @@ static int submit_crypto(api_call_t *call, crypto_op_t op, const char *stored_ha
     call->crypto.stored_hash = stored_hash;
     call->crypto.done = done;
     call->crypto.data = call;
-    if (crypto_submit(call->req->loop, &call->crypto) != 0) {
+    if (crypto_submit(call->req->inbox, &call->crypto) != 0) {
         http_respond_error(call->req, 503, "unavailable", "too many logins at once, try again");
         api_call_free(call);
         return -1;

@@ -1,16 +1,16 @@
-/* Password hashing off the I/O loop: Argon2id runs on the libuv thread pool,
- * at most ARGON2_CONCURRENCY at once process-wide, with at most
- * ARGON2_QUEUE_LIMIT waiting; the result comes back on the submitting loop.
+/* Password hashing off the I/O loop: Argon2id runs on crypto_jobs' own
+ * threads, at most ARGON2_CONCURRENCY at once process-wide, with at most
+ * ARGON2_QUEUE_LIMIT waiting; the result comes back through the submitting
+ * loop's inbox.
  *
  * Contract: if crypto_submit returns an error, done is never called;
- * otherwise done is called exactly once on the loop the job was submitted
- * from. The job (caller-owned) must stay valid until then. */
+ * otherwise done is called exactly once, on the loop that owns reply_to.
+ * The job (caller-owned) must stay valid until then, and reply_to open. */
 #ifndef CHATD_AUTH_CRYPTO_JOBS_H
 #define CHATD_AUTH_CRYPTO_JOBS_H
 
 #include "auth/password.h"
-
-#include <uv.h>
+#include "core/inbox.h"
 
 typedef struct crypto_job_s crypto_job_t;
 typedef void (*crypto_done_cb)(crypto_job_t *job);
@@ -32,16 +32,23 @@ struct crypto_job_s {
     void *data;
 
     /* private */
-    uv_work_t work;
+    inbox_t *reply_to;
+    inbox_item_t done_item;
+    crypto_job_t *next_queued;
 };
 
-/* Sets the process-wide limits; call once before any loop submits, and before
- * anything uses the libuv thread pool: it sizes the pool (UV_THREADPOOL_SIZE,
- * unless the user set it), which libuv reads once, at first use. */
-void crypto_jobs_configure(int concurrency, int queue_limit);
+/* Sets the process-wide limits; call before the first crypto_submit.
+ * run_at_idle_priority: 1 moves each hashing thread to SCHED_IDLE
+ * (ARGON2_IDLE_PRIORITY). */
+void crypto_jobs_configure(int concurrency, int queue_limit, int run_at_idle_priority);
 
-/* Returns 0, or UV_EBUSY when the queue is full (answer 503), or another
- * negative libuv error. */
-int crypto_submit(uv_loop_t *loop, crypto_job_t *job);
+/* Queues the job (starting the hashing threads on first use). Returns 0,
+ * UV_EBUSY when the queue is full (answer 503), UV_EINVAL for a bad job, or
+ * another negative libuv error when a thread could not start. */
+int crypto_submit(inbox_t *reply_to, crypto_job_t *job);
+
+/* Lets the queued jobs finish, then stops and joins the hashing threads.
+ * Call once no loop submits any more; crypto_submit may start them again. */
+void crypto_jobs_shutdown(void);
 
 #endif

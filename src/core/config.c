@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,7 @@ typedef int (*setting_parse_fn)(config_t *cfg, const setting_t *s, const char *v
 
 struct setting {
     const char *name;
-    const char *def; /* as text; DEFAULT_CORES: online cores; NULL: none */
+    const char *def; /* as text; DEFAULT_CORES: usable cores; NULL: none */
     const char *help;
     setting_parse_fn parse;
     size_t offset;
@@ -64,7 +65,7 @@ static const setting_t settings[] = {
     {"RUST_LOG", NULL, "alias for LOG_LEVEL (LOG_LEVEL wins when both are set)",
      SPECIAL(parse_log_level, log_level)},
     {"LOG_FORMAT", "json", "json or text", SPECIAL(parse_log_format, log_format)},
-    {"THREADS", DEFAULT_CORES, "I/O threads (default: number of online cores)",
+    {"THREADS", DEFAULT_CORES, "I/O threads (default: cores this process may run on)",
      INT(threads, 1, 256)},
     {"REDIS_URL", "", "redis://host:port; set: enables the multi-node bridge",
      SPECIAL(parse_redis_url, redis_url)},
@@ -102,6 +103,9 @@ static const setting_t settings[] = {
      INT(argon2_iterations, 2, 1000)},
     {"ARGON2_CONCURRENCY", DEFAULT_CORES, "password hashes running at once (default: cores)",
      INT(argon2_concurrency, 1, 256)},
+    {"ARGON2_IDLE_PRIORITY", "1",
+     "1: hash at idle CPU priority (SCHED_IDLE), only on time the I/O threads leave; 0: normal",
+     INT(argon2_idle_priority, 0, 1)},
     {"ARGON2_QUEUE_LIMIT", "256", "password hashes waiting before 503",
      INT(argon2_queue_limit, 1, 1000000)},
     {"STORE_READERS", "2", "database reader threads", INT(store_readers, 1, 64)},
@@ -333,8 +337,16 @@ static int parse_cors(config_t *cfg, const setting_t *s, const char *value, char
     return 0;
 }
 
-static int online_cores(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+/* The cores this process may run on: under `taskset` or a container's
+ * cpuset that is fewer than the machine's online cores, and sizing threads
+ * by the machine would make them share the few cores they get. */
+static int usable_cores(void) {
+    cpu_set_t set;
+    long n = 0;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0)
+        n = CPU_COUNT(&set);
+    if (n < 1)
+        n = sysconf(_SC_NPROCESSORS_ONLN);
     return n < 1 ? 1 : n > 256 ? 256 : (int)n;
 }
 
@@ -345,7 +357,7 @@ void config_defaults(config_t *cfg) {
         if (s->def == NULL)
             continue;
         if (strcmp(s->def, DEFAULT_CORES) == 0) {
-            *(int *)field(cfg, s) = online_cores();
+            *(int *)field(cfg, s) = usable_cores();
             continue;
         }
         /* The defaults are in range by construction; test_config checks it. */

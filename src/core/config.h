@@ -29,7 +29,7 @@ typedef struct {
     log_level_t log_level;
     log_format_t log_format;
 
-    int threads;          /* I/O loops; default: number of online cores */
+    int threads;          /* I/O loops; default: cores in the CPU affinity mask */
     char redis_url[1024]; /* empty: single node */
     char data_dir[512];   /* where jwt_secret is kept; default ./data */
 
@@ -50,8 +50,9 @@ typedef struct {
 
     int argon2_memory_kib;
     int argon2_iterations;
-    int argon2_concurrency; /* hashes running at once, process-wide */
-    int argon2_queue_limit; /* waiting hashes before 503 */
+    int argon2_concurrency;   /* hashes running at once, process-wide */
+    int argon2_queue_limit;   /* waiting hashes before 503 */
+    int argon2_idle_priority; /* 1: hashing threads run SCHED_IDLE */
 
     int store_readers;     /* reader threads (each with its own connection) */
     int store_batch_max;   /* most writes in one group commit */

@@ -8,6 +8,7 @@
 #include "core/config.h"
 
 #include <stdio.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,9 +57,13 @@ static void test_defaults(void **state) {
     assert_true(cfg.cors_any);
     assert_int_equal(cfg.log_level, LOG_INFO);
     assert_int_equal(cfg.log_format, LOG_FORMAT_JSON);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* "cores" is the CPU affinity mask, not the machine. */
+    cpu_set_t allowed;
+    assert_int_equal(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+    long cores = CPU_COUNT(&allowed);
     assert_int_equal(cfg.threads, cores < 1 ? 1 : cores > 256 ? 256 : cores);
     assert_int_equal(cfg.argon2_concurrency, cfg.threads);
+    assert_int_equal(cfg.argon2_idle_priority, 1);
     assert_string_equal(cfg.redis_url, "");
     assert_string_equal(cfg.data_dir, "./data");
     assert_int_equal(cfg.max_header_bytes, 16384);
