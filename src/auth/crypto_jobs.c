@@ -21,9 +21,9 @@
 #include "auth/crypto_jobs.h"
 
 #include "core/log.h"
+#include "core/thread_sched.h"
 
 #include <pthread.h>
-#include <sched.h>
 #include <stddef.h>
 #include <stdlib.h>
 
@@ -65,8 +65,7 @@ void crypto_jobs_configure(int concurrency, int queue_limit, int run_at_idle_pri
 /* A failure (a seccomp profile forbidding it, say) is logged and hashing
  * goes on at normal priority. */
 static void lower_this_thread(void) {
-    struct sched_param param = {.sched_priority = 0};
-    int rc = pthread_setschedparam(pthread_self(), SCHED_IDLE, &param);
+    int rc = thread_sched_idle();
     if (rc != 0)
         log_warn("password hashing stays at normal CPU priority: SCHED_IDLE refused",
                  LOG_I("errno", rc));

@@ -54,8 +54,12 @@ static void session_free(chat_session_t *s) {
 
 /* The session is freed when its socket is gone and no job will come back. */
 static void session_release_job(chat_session_t *s) {
-    if (--s->pending_jobs == 0 && s->ws == NULL)
+    if (--s->pending_jobs > 0)
+        return;
+    if (s->ws == NULL)
         session_free(s);
+    else
+        ws_conn_set_flush_first(s->ws, 0);
 }
 
 static void send_frame(chat_session_t *s, shared_buf_t *frame) {
@@ -214,7 +218,9 @@ static session_job_t *session_job_new(chat_session_t *s, json_t *root) {
     }
     sj->session = s;
     sj->root = json_incref(root);
-    s->pending_jobs++;
+    /* The client waits for this answer (for a message: its own copy). */
+    if (s->pending_jobs++ == 0 && s->ws != NULL)
+        ws_conn_set_flush_first(s->ws, 1);
     return sj;
 }
 

@@ -81,10 +81,11 @@ struct net_loop_s {
     size_t conn_count;  /* every connection, HTTP or WebSocket, until its close callback */
 
     /* WebSocket side (ws_conn.c, ws_out.c). */
-    http_conn_t *ws_conns;   /* upgraded connections not yet closed, linked by prev/next */
-    ws_conn_t *ws_dirty;     /* connections with frames to flush, linked by dirty_next */
-    uv_prepare_t ws_prepare; /* flush before polling: sends made by close callbacks */
-    uv_check_t ws_check;     /* flush after polling: sends made by I/O callbacks */
+    http_conn_t *ws_conns;    /* upgraded connections not yet closed, linked by prev/next */
+    ws_conn_t *ws_dirty;      /* connections with frames to flush, linked by dirty_next */
+    ws_conn_t *ws_dirty_tail; /* its last one: most are appended, flush_first ones pushed */
+    uv_prepare_t ws_prepare;  /* flush before polling: sends made by close callbacks */
+    uv_check_t ws_check;      /* flush after polling: sends made by I/O callbacks */
     int ws_flush_open;
     int ws_flushing;           /* the flush handles are started */
     int ws_drop_inbound;       /* shutdown: messages read are no longer delivered */

@@ -61,6 +61,10 @@ int ws_conn_loop_index(const ws_conn_t *ws);
  * Exceeding the outbound limit closes the connection with 1013 and returns
  * -1. */
 int ws_conn_send_frame(ws_conn_t *ws, shared_buf_t *frame);
+/* on: the client waits for answers to requests of its own (a message it
+ * posted, say), so this connection goes to the front of each flush; the
+ * client can send its next request while the flush goes on. */
+void ws_conn_set_flush_first(ws_conn_t *ws, int on);
 /* Frames payload as one text message and queues it. Same returns. */
 int ws_conn_send_text(ws_conn_t *ws, const char *payload, size_t len);
 /* Sends a close frame with code and reason after what is already queued,

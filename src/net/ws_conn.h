@@ -44,6 +44,7 @@ struct ws_conn_s {
     uint32_t inflight;            /* frames that write_req covers, from the oldest */
     uint8_t state;                /* ws_state_t */
     unsigned dirty : 1;           /* on the loop's dirty list */
+    unsigned flush_first : 1;     /* waits for answers to its own requests: flushed first */
     unsigned input_pending : 1;   /* conn->pending still holds bytes read before the upgrade */
     unsigned response_queued : 1; /* the oldest queued buffer is the 101 answer */
     unsigned abandon : 1;         /* close TCP once the close frame is out: no answer awaited */

@@ -204,7 +204,7 @@ static void flush_stop(net_loop_t *nl) {
 static void flush_all(net_loop_t *nl) {
     while (nl->ws_dirty != NULL) {
         ws_conn_t *list = nl->ws_dirty;
-        nl->ws_dirty = NULL;
+        nl->ws_dirty = nl->ws_dirty_tail = NULL;
         while (list != NULL) {
             ws_conn_t *ws = list;
             list = ws->dirty_next;
@@ -229,8 +229,21 @@ void ws_mark_dirty(ws_conn_t *ws) {
         return;
     net_loop_t *nl = ws->conn->nl;
     ws->dirty = 1;
-    ws->dirty_next = nl->ws_dirty;
-    nl->ws_dirty = ws;
+    /* Connections are flushed in the order their frames came, except those
+     * whose client waits for its own answers (a sender, for its own copy of
+     * the message): they go first, so an acknowledgement does not wait for
+     * a whole room's fan-out, and the sender's next message can arrive
+     * while that fan-out is written. */
+    if (ws->flush_first || nl->ws_dirty == NULL) {
+        ws->dirty_next = nl->ws_dirty;
+        nl->ws_dirty = ws;
+        if (nl->ws_dirty_tail == NULL)
+            nl->ws_dirty_tail = ws;
+    } else {
+        ws->dirty_next = NULL;
+        nl->ws_dirty_tail->dirty_next = ws;
+        nl->ws_dirty_tail = ws;
+    }
     if (!nl->ws_flushing) {
         nl->ws_flushing = 1;
         uv_prepare_start(&nl->ws_prepare, on_prepare);
@@ -241,13 +254,24 @@ void ws_mark_dirty(ws_conn_t *ws) {
 void ws_unmark_dirty(ws_conn_t *ws) {
     if (!ws->dirty)
         return;
-    ws_conn_t **link = &ws->conn->nl->ws_dirty;
-    while (*link != NULL && *link != ws)
+    net_loop_t *nl = ws->conn->nl;
+    ws_conn_t *before = NULL;
+    ws_conn_t **link = &nl->ws_dirty;
+    while (*link != NULL && *link != ws) {
+        before = *link;
         link = &(*link)->dirty_next;
-    if (*link == ws)
+    }
+    if (*link == ws) {
         *link = ws->dirty_next;
+        if (nl->ws_dirty_tail == ws)
+            nl->ws_dirty_tail = before;
+    }
     ws->dirty = 0;
     ws->dirty_next = NULL;
+}
+
+void ws_conn_set_flush_first(ws_conn_t *ws, int on) {
+    ws->flush_first = on != 0;
 }
 
 shared_buf_t *ws_control_frame(int opcode, const uint8_t *payload, size_t len) {

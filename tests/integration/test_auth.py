@@ -410,37 +410,3 @@ def test_expiration_hours_setting(make_server):
     _, claims = decode_jwt(user.token)
     assert claims["exp"] - claims["iat"] == 2 * 3600
 
-
-def thread_policies(pid):
-    """The scheduling policy (field 41 of /proc/<pid>/task/<tid>/stat) of
-    each of the process's threads."""
-    import os
-    policies = []
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/stat") as f:
-                stat = f.read()
-        except FileNotFoundError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        policies.append(int(fields[38]))  # field 41, counted from 3 after ')'
-    return policies
-
-
-SCHED_OTHER, SCHED_IDLE = 0, 5
-
-
-@pytest.mark.parametrize("idle", ["1", "0"])
-def test_hashing_threads_run_at_idle_priority(make_server, idle):
-    # With ARGON2_IDLE_PRIORITY=1 the threads that hash run at SCHED_IDLE, so
-    # an I/O thread waking preempts them; every other thread stays normal.
-    srv = make_server("sqlite", env={"ARGON2_IDLE_PRIORITY": idle, "ARGON2_CONCURRENCY": "2"})
-    user = register(srv)
-    assert login(srv, user.email, user.password).status_code == 200
-    # Both hashing threads start with the first hash and lower themselves
-    # as they start.
-    want = 2 if idle == "1" else 0
-    harness.wait_until(lambda: thread_policies(srv.proc.pid).count(SCHED_IDLE) == want, 10,
-                       what=f"{want} threads at SCHED_IDLE")
-    policies = thread_policies(srv.proc.pid)
-    assert policies.count(SCHED_OTHER) == len(policies) - want, policies
