@@ -17,7 +17,8 @@
 #
 # Environment:
 #   RUNS=1                 runs per scenario (tables show the median)
-#   SCENARIOS="S1 S2 S2L S3 S4"  (S2L: S2 plus 200 concurrent logins; chatd only)
+#   SCENARIOS="S1 S2 S2L S3 S3PG S4"  (S2L: S2 plus 200 concurrent logins;
+#                          S3PG: S3 with PostgreSQL; both chatd only)
 #   PEERS="c-limit node-ws socketio nats"   "" skips the peers
 #   SHARED_BENCH=../shared/bench            the external yardstick (wsbench,
 #                          peers, run-peers.sh); skipped when absent
@@ -36,9 +37,15 @@ CHATD=${CHATD_BIN:-$ROOT/build/chatd}
 BENCH=${CHATD_BENCH_BIN:-$ROOT/build/chatd-bench}
 SHARED_BENCH=${SHARED_BENCH:-$ROOT/../shared/bench}
 RUNS=${RUNS:-1}
-SCENARIOS=${SCENARIOS:-"S1 S2 S2L S3 S4"}
-# The peers have no accounts: the login storm is chatd's alone.
-PEER_SCENARIOS=$(echo " $SCENARIOS " | sed 's/ S2L / /g; s/^ *//; s/ *$//')
+SCENARIOS=${SCENARIOS:-"S1 S2 S2L S3 S3PG S4"}
+# The peers have no accounts and no database: the login storm and the
+# PostgreSQL run are chatd's alone.
+PEER_SCENARIOS=$(echo " $SCENARIOS " | sed 's/ S2L / /g; s/ S3PG / /g; s/^ *//; s/ *$//')
+# S3PG: a throwaway PostgreSQL 15 cluster (scripts/pg_throwaway.sh), fsync on
+# as in production, not pinned (the database is a service of its own); one
+# fresh database per run.
+PG_PORT=${PG_PORT:-55499}
+PG_URL=""
 PEERS=${PEERS-"c-limit node-ws socketio nats"}
 SCALING=${SCALING:-1}
 SUBS_POINTS=${SUBS_POINTS:-"100 1000 10000"}
@@ -90,6 +97,7 @@ FAILURES=()
 cleanup() {
   set +e
   [ -n "$CHATD_PID" ] && kill -KILL "$CHATD_PID" 2>/dev/null && wait "$CHATD_PID" 2>/dev/null
+  [ -n "$PG_URL" ] && "$ROOT/scripts/pg_throwaway.sh" stop "$PG_PORT" >/dev/null 2>&1
   [ "${KEEP_TMP:-0}" = 1 ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -114,13 +122,13 @@ wait_quiet() {
   done
 }
 
-start_chatd() { # run-dir
-  local dir=$1
+start_chatd() { # run-dir [database-url]
+  local dir=$1 db=${2:-sqlite:$1/chat.db}
   mkdir -p "$dir"
   PORT=$(free_port)
   (
     cd "$dir"
-    exec env PORT="$PORT" HOST=127.0.0.1 DATABASE_URL="sqlite:$dir/chat.db" \
+    exec env PORT="$PORT" HOST=127.0.0.1 DATABASE_URL="$db" \
       JWT_SECRET="$JWT_SECRET" THREADS=1 LOG_LEVEL=warn RATE_LIMIT_MESSAGES=0 \
       RATE_LIMIT_AUTH=0 "${PIN_SERVER[@]}" "$CHATD" 2>"$dir/chatd.log"
   ) &
@@ -159,7 +167,7 @@ scenario_args() {
   S1) echo "--subs 1000 --pubs 1 --rooms 1 --rate 0 --window 64 --warmup 2 --duration 5" ;;
   S2) echo "--subs 1000 --pubs 1 --rooms 1 --rate 100 --warmup 2 --duration 8" ;;
   S2L) echo "--subs 1000 --pubs 1 --rooms 1 --rate 100 --warmup 2 --duration 8 --login-storm 200 --login-at 2" ;;
-  S3) echo "--subs 1000 --pubs 100 --rooms 100 --rate 0 --window 64 --warmup 2 --duration 5" ;;
+  S3 | S3PG) echo "--subs 1000 --pubs 100 --rooms 100 --rate 0 --window 64 --warmup 2 --duration 5" ;;
   S4) echo "--hold --subs $S4_CONNS --duration 3 --connect-rate 5000 --max-pending 256 --source-ips $SOURCES" ;;
   esac
 }
@@ -167,10 +175,14 @@ scenario_args() {
 # bench_one KIND NAME RUN ARGS...: one fresh chatd, one chatd-bench run, one
 # JSON line in raw.jsonl.
 bench_one() {
-  local kind=$1 name=$2 run=$3
+  local kind=$1 name=$2 run=$3 db=""
   shift 3
   local dir=$WORK/$kind-$name-$run line
-  start_chatd "$dir"
+  if [ "$name" = S3PG ]; then
+    pg_fresh_database || die "PostgreSQL: no fresh database"
+    db=$PG_URL
+  fi
+  start_chatd "$dir" "$db"
   log "chatd $name run $run: chatd-bench $*"
   echo "chatd-bench --port $PORT --pid $CHATD_PID $*" >"$dir/command"
   line=$(timeout 300 "${PIN_CLIENT[@]}" "$BENCH" --port "$PORT" --pid "$CHATD_PID" --json "$@" \
@@ -239,6 +251,11 @@ wsbench_one() {
   fi
 }
 
+pg_fresh_database() {
+  local psql=(/usr/lib/postgresql/15/bin/psql -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres)
+  "${psql[@]}" -c "DROP DATABASE IF EXISTS chat WITH (FORCE)" -c "CREATE DATABASE chat" >/dev/null
+}
+
 JWT_SECRET=$(head -c 48 /dev/urandom | base64 -w0)
 export LC_ALL=C.UTF-8
 mkdir -p "$RESULTS/logs"
@@ -253,6 +270,11 @@ log "results in $RESULTS; load average $LOAD_START"
 # The 1-minute load average after each phase, for the doc's quiet verdict.
 PHASE_LOADS=()
 phase_done() { PHASE_LOADS+=(--phase-load "$1=$(cut -d' ' -f1 /proc/loadavg)"); }
+
+if [ "${SCENARIOS/S3PG/}" != "$SCENARIOS" ]; then
+  PG_URL=$("$ROOT/scripts/pg_throwaway.sh" start "$PG_PORT") || die "S3PG: PostgreSQL did not start"
+  log "S3PG: PostgreSQL at $PG_URL"
+fi
 
 # ---- chatd: S1..S4
 for sc in $SCENARIOS; do
