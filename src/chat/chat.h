@@ -6,6 +6,7 @@
 #define CHATD_CHAT_CHAT_H
 
 #include "chat/hub.h"
+#include "core/buf.h"
 #include "core/config.h"
 #include "core/ratelimit.h"
 #include "store/store.h"
@@ -43,6 +44,9 @@ typedef struct {
      * by the API for /auth/ routes). Counted on this node only. */
     ratelimit_t *message_limit;
     ratelimit_t *auth_limit;
+    /* The store's writer thread renders every committed message here; kept
+     * from one commit to the next so that rendering allocates nothing. */
+    buf_t commit_json;
 } chat_t;
 
 /* Makes the hub (one shard per I/O thread) and installs the store's commit

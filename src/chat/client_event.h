@@ -20,9 +20,10 @@ typedef enum {
 
 typedef struct {
     client_event_type_t type;
-    /* The parsed message; the strings below point into it. Owned by the
-     * event (client_event_free); a store job that keeps the strings takes a
-     * reference of its own. */
+    /* What the strings below point into: the parsed object, or for a
+     * message event read without building one, a single string holding
+     * content and client_id. Owned by the event (client_event_free); a store
+     * job that keeps the strings takes a reference of its own. */
     json_t *root;
     /* MESSAGE: content and client_id as chat_post_validate accepts them;
      * client_id is NULL when absent or null. */

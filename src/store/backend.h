@@ -173,6 +173,26 @@ bool store_ops_check_inputs(store_job_t *job);
 
 /* Fills a message from a row in MSG_COL_* order; 0 or -1 (out of memory). */
 int store_read_message(db_rows_t *rows, store_message_t *out);
+
+/* A message's strings, borrowed; NULL for absent ones (content: empty). */
+typedef struct {
+    const char *content;
+    size_t content_len;
+    const char *client_id;
+    size_t client_id_len;
+    const char *email;
+    size_t email_len;
+    const char *username;
+    size_t username_len;
+} store_message_text_t;
+
+/* Copies the strings into one allocation that m owns (freed with the job's
+ * results) and points m's string fields at it; 0 or -1 (out of memory). */
+int store_message_set_text(store_message_t *m, const store_message_text_t *text);
+
+/* The generic STORE_MESSAGE_INSERT (look-ups, then INSERT ... RETURNING);
+ * same return convention as store_ops_run, inputs already checked. */
+int store_ops_message_insert(store_db_t *db, store_job_t *job);
 /* Copies len bytes into a new NUL-terminated string; NULL when out of memory. */
 char *store_strndup(const char *s, size_t len);
 

@@ -127,6 +127,33 @@ static int reply_room(store_db_t *db, store_job_t *job, int64_t room_id) {
     return 0;
 }
 
+int store_message_set_text(store_message_t *m, const store_message_text_t *t) {
+    size_t size = t->content_len + 1 + (t->client_id ? t->client_id_len + 1 : 0) +
+                  (t->email ? t->email_len + 1 : 0) + (t->username ? t->username_len + 1 : 0);
+    char *text = malloc(size);
+    if (text == NULL) {
+        log_error("store: out of memory", LOG_I("bytes", size));
+        return -1;
+    }
+    free(m->text);
+    m->text = text;
+    const char *from[] = {t->content ? t->content : "", t->client_id, t->email, t->username};
+    size_t lens[] = {t->content ? t->content_len : 0, t->client_id_len, t->email_len,
+                     t->username_len};
+    char **to[] = {&m->content, &m->client_id, &m->sender_email, &m->sender_username};
+    for (int i = 0; i < 4; i++) {
+        *to[i] = NULL;
+        if (from[i] == NULL)
+            continue;
+        memcpy(text, from[i], lens[i]);
+        text[lens[i]] = '\0';
+        *to[i] = text;
+        text += lens[i] + 1;
+    }
+    m->content_len = lens[0];
+    return 0;
+}
+
 int store_read_message(db_rows_t *rows, store_message_t *m) {
     m->id = db_int(rows, MSG_COL_ID);
     m->sender_id = db_int(rows, MSG_COL_SENDER_ID);
@@ -134,16 +161,12 @@ int store_read_message(db_rows_t *rows, store_message_t *m) {
     m->created_at_ms = db_int(rows, MSG_COL_CREATED_AT);
     m->edited_at_ms = db_int(rows, MSG_COL_EDITED_AT);
     m->deleted = db_int(rows, MSG_COL_DELETED) != 0;
-    if (copy_col(rows, MSG_COL_CONTENT, &m->content, &m->content_len) < 0 ||
-        copy_col(rows, MSG_COL_CLIENT_ID, &m->client_id, NULL) < 0 ||
-        copy_col(rows, MSG_COL_EMAIL, &m->sender_email, NULL) < 0 ||
-        copy_col(rows, MSG_COL_USERNAME, &m->sender_username, NULL) < 0)
-        return -1;
-    if (m->content == NULL) {
-        m->content = store_strndup("", 0);
-        return m->content == NULL ? -1 : 0;
-    }
-    return 0;
+    store_message_text_t t;
+    t.content = db_text(rows, MSG_COL_CONTENT, &t.content_len);
+    t.client_id = db_text(rows, MSG_COL_CLIENT_ID, &t.client_id_len);
+    t.email = db_text(rows, MSG_COL_EMAIL, &t.email_len);
+    t.username = db_text(rows, MSG_COL_USERNAME, &t.username_len);
+    return store_message_set_text(m, &t);
 }
 
 /* ---------------------------------------------------------------- users */
@@ -387,18 +410,19 @@ static int op_dm_open(store_db_t *db, store_job_t *job) {
 
 /* The generic insert: look-ups, then INSERT ... ON CONFLICT DO NOTHING;
  * a client_id repeat returns the stored row. */
-static int op_message_insert(store_db_t *db, store_job_t *job) {
+int store_ops_message_insert(store_db_t *db, store_job_t *job) {
     store_message_t *m = &job->out.message;
     int64_t sender = job->auth_user_id;
-    int rc = user_exists(db, sender, &m->sender_email, &m->sender_username);
+    char *email = NULL, *username = NULL;
+    int rc = user_exists(db, sender, &email, &username);
     if (rc <= 0) {
         job->out.status = STORE_NO_USER;
-        return rc;
+        goto done;
     }
     room_access_t a;
     rc = check_read(db, job, &a);
     if (rc <= 0)
-        return rc;
+        goto done;
     int64_t now = time_wall_ms();
     const char *cid = job->in.client_id;
     db_param_t p[] = {DBP_INT(sender), DBP_INT(job->in.room_id),
@@ -407,32 +431,40 @@ static int op_message_insert(store_db_t *db, store_job_t *job) {
     db_rows_t rows;
     rc = query_row(db, STMT_MESSAGE_INSERT, p, 5, &rows);
     if (rc < 0)
-        return -1;
+        goto done;
     job->out.status = STORE_OK;
     if (rc == 0) {
-        /* Keep the names read above; the stored row brings its own. */
-        free(m->sender_email);
-        free(m->sender_username);
-        memset(m, 0, sizeof *m);
+        /* The stored row brings its own names. */
         db_param_t k[] = {DBP_INT(sender), DBP_STR(cid)};
+        rc = -1;
         if (query_row(db, STMT_MESSAGE_BY_CLIENT_ID, k, 2, &rows) <= 0)
-            return -1;
+            goto done;
         rc = store_read_message(&rows, m);
         db_finish(&rows);
         job->out.duplicate = true;
-        return rc;
+        goto done;
     }
     m->id = db_int(&rows, 0);
     db_finish(&rows);
     m->sender_id = sender;
     m->room_id = job->in.room_id;
     m->created_at_ms = now;
-    m->content_len = job->in.content_len;
-    m->content = store_strndup(job->in.content, job->in.content_len);
-    if (m->content == NULL || dup_str(cid, &m->client_id) < 0)
-        return -1;
+    store_message_text_t t = {.content = job->in.content,
+                              .content_len = job->in.content_len,
+                              .client_id = cid,
+                              .client_id_len = cid != NULL ? strlen(cid) : 0,
+                              .email = email,
+                              .email_len = email != NULL ? strlen(email) : 0,
+                              .username = username,
+                              .username_len = username != NULL ? strlen(username) : 0};
+    rc = store_message_set_text(m, &t);
     /* The first post in a public room makes the sender a member. */
-    return a.is_member ? 0 : add_member(db, job->in.room_id, sender);
+    if (rc == 0 && !a.is_member)
+        rc = add_member(db, job->in.room_id, sender);
+done:
+    free(email);
+    free(username);
+    return rc < 0 ? -1 : 0;
 }
 
 static int op_messages_page(store_db_t *db, store_job_t *job) {
@@ -570,7 +602,7 @@ int store_ops_run(store_db_t *db, store_job_t *job) {
     if (job->op == STORE_MESSAGE_INSERT) {
         /* Checks the sender itself, in the same statement where it can. */
         return db->backend->message_insert != NULL ? db->backend->message_insert(db, job)
-                                                   : op_message_insert(db, job);
+                                                   : store_ops_message_insert(db, job);
     }
     if (job->auth_user_id != 0) {
         int rc = user_exists(db, job->auth_user_id, NULL, NULL);

@@ -100,8 +100,16 @@ static void pg_close(store_db_t *db) {
     free(d);
 }
 
+/* Defaults that DATABASE_URL may override (it comes last, so its own
+ * parameters win): connect_timeout, keepalives and tcp_user_timeout, so a
+ * database that stops answering (a blackholed address, not a closed port)
+ * fails the job after seconds instead of hanging a store thread. */
 static PGconn *connect_url(const char *url) {
-    PGconn *conn = PQconnectdb(url);
+    const char *const keys[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *const values[] = {"10", "1", "30", "10", "3", "30000", url, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
     /* "relation already exists, skipping" and the like are not news. */
     if (conn != NULL)
         PQsetNoticeProcessor(conn, ignore_notice, NULL);
@@ -288,12 +296,10 @@ static int64_t result_int(const PGresult *res, int col) {
     return PQgetisnull(res, 0, col) ? 0 : strtoll(PQgetvalue(res, 0, col), NULL, 10);
 }
 
-static int result_str(const PGresult *res, int col, char **out) {
-    *out = NULL;
-    if (PQgetisnull(res, 0, col))
-        return 0;
-    *out = store_strndup(PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col));
-    return *out == NULL ? -1 : 0;
+/* A text column, borrowed from res; NULL for SQL NULL. */
+static const char *result_text(const PGresult *res, int col, size_t *len) {
+    *len = PQgetisnull(res, 0, col) ? 0 : (size_t)PQgetlength(res, 0, col);
+    return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
 }
 
 /* Fills job->out from the insert statement's row. Returns 0, 1 when the
@@ -313,21 +319,17 @@ static int insert_outcome(const PGresult *res, store_job_t *job, int64_t now) {
     if (job->out.status != STORE_OK)
         return 0;
     m->sender_id = job->auth_user_id;
-    if (result_str(res, INS_EMAIL, &m->sender_email) < 0 ||
-        result_str(res, INS_USERNAME, &m->sender_username) < 0)
-        return -1;
-    if (job->in.client_id != NULL) {
-        m->client_id = store_strndup(job->in.client_id, strlen(job->in.client_id));
-        if (m->client_id == NULL)
-            return -1;
-    }
+    store_message_text_t t = {.client_id = job->in.client_id};
+    t.client_id_len = t.client_id != NULL ? strlen(t.client_id) : 0;
+    t.email = result_text(res, INS_EMAIL, &t.email_len);
+    t.username = result_text(res, INS_USERNAME, &t.username_len);
     if (!PQgetisnull(res, 0, INS_NEW_ID)) {
         m->id = result_int(res, INS_NEW_ID);
         m->room_id = job->in.room_id;
         m->created_at_ms = now;
-        m->content_len = job->in.content_len;
-        m->content = store_strndup(job->in.content, job->in.content_len);
-        return m->content == NULL ? -1 : 0;
+        t.content = job->in.content;
+        t.content_len = job->in.content_len;
+        return store_message_set_text(m, &t);
     }
     if (PQgetisnull(res, 0, INS_PREV_ID))
         return 1;
@@ -337,9 +339,8 @@ static int insert_outcome(const PGresult *res, store_job_t *job, int64_t now) {
     m->created_at_ms = result_int(res, INS_PREV_CREATED_AT);
     m->edited_at_ms = result_int(res, INS_PREV_EDITED_AT);
     m->deleted = result_int(res, INS_PREV_DELETED) != 0;
-    m->content_len = (size_t)PQgetlength(res, 0, INS_PREV_CONTENT);
-    m->content = store_strndup(PQgetvalue(res, 0, INS_PREV_CONTENT), m->content_len);
-    return m->content == NULL ? -1 : 0;
+    t.content = result_text(res, INS_PREV_CONTENT, &t.content_len);
+    return store_message_set_text(m, &t);
 }
 
 /* The rare path of insert_outcome returning 1. */

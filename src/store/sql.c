@@ -57,10 +57,13 @@ const store_sql_t store_sql[STMT_COUNT] = {
     [STMT_MEMBERS] = {"members", "SELECT u.id, u.username, m.joined_at FROM room_members m "
                                  "JOIN users u ON u.id = m.user_id WHERE m.room_id = $1 "
                                  "ORDER BY m.joined_at, u.id"},
+    /* The WHERE names SQLite's partial index (messages with a client_id);
+     * it matches PostgreSQL's full UNIQUE (sender_id, client_id) as well. */
     [STMT_MESSAGE_INSERT] = {"message_insert",
                              "INSERT INTO messages (sender_id, room_id, content, client_id, "
                              "created_at) VALUES ($1, $2, $3, $4, $5) "
-                             "ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id"},
+                             "ON CONFLICT (sender_id, client_id) WHERE client_id IS NOT NULL "
+                             "DO NOTHING RETURNING id"},
     [STMT_MESSAGE_BY_CLIENT_ID] = {"message_by_client_id",
                                    MESSAGE_SELECT "WHERE m.sender_id = $1 AND m.client_id = $2"},
     [STMT_PAGE_DESC] = {"page_desc", MESSAGE_SELECT "WHERE m.room_id = $1 AND m.id < $2 "

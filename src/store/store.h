@@ -107,6 +107,7 @@ typedef struct {
     bool deleted;
     char *sender_email;
     char *sender_username;
+    char *text; /* private to the store: the one allocation the strings above live in */
 } store_message_t;
 
 struct store_job_s {

@@ -1415,6 +1415,211 @@ static void test_query_plans(void **state) {
     sqlite3_close(db);
 }
 
+/* ------------------------------------------- what the writer remembers */
+
+/* Runs SQL outside the store (a user or room deleted behind its back). */
+static void sql_exec(const char *sql) {
+    if (pg_url != NULL) {
+        pg_exec_or_fail(sql);
+        return;
+    }
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(cfg.database_url + strlen("sqlite:"), &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg);
+    sqlite3_close(db);
+}
+
+static store_status_t post_status(store_t *s, int64_t auth, int64_t room, const char *content) {
+    store_job_t job;
+    insert_init(&job, auth, room, content, NULL);
+    store_status_t st = run(s, &job);
+    if (st == STORE_OK) {
+        assert_int_equal(job.out.message.sender_id, auth);
+        assert_int_equal(job.out.message.room_id, room);
+        assert_string_equal(job.out.message.content, content);
+    }
+    store_job_cleanup(&job);
+    return st;
+}
+
+/* Submits jobs[0..n) together (one batch, as far as timing allows) and
+ * waits for them. */
+static void run_together(store_t *s, store_job_t *jobs, int n) {
+    int target = dones + n;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(store_submit(s, &jobs[i]), 0);
+    wait_dones(target);
+}
+
+/* A known sender's next message skips the look-ups: it must still carry
+ * the right names, and leaving must still end the right to post. */
+static void test_known_senders(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t priv = make_room(s, alice, "secret", true);
+    int64_t pub = make_room(s, alice, "open", false);
+
+    for (int i = 0; i < 3; i++) {
+        store_job_t job;
+        insert_init(&job, alice, priv, "again", i == 2 ? "c-9" : NULL);
+        assert_int_equal(run(s, &job), STORE_OK);
+        assert_string_equal(job.out.message.sender_email, "alice@example.com");
+        assert_string_equal(job.out.message.sender_username, "alice");
+        assert_int_equal(job.out.message.edited_at_ms, 0);
+        assert_true(job.out.message.created_at_ms > 1600000000000);
+        if (i == 2)
+            assert_string_equal(job.out.message.client_id, "c-9");
+        else
+            assert_null(job.out.message.client_id);
+        store_job_cleanup(&job);
+    }
+    /* A repeated client_id from a known sender is still a repeat. */
+    store_job_t rep;
+    insert_init(&rep, alice, priv, "other text", "c-9");
+    assert_int_equal(run(s, &rep), STORE_OK);
+    assert_true(rep.out.duplicate);
+    assert_string_equal(rep.out.message.content, "again");
+    store_job_cleanup(&rep);
+
+    /* Leaving a private room ends posting, also within one batch. */
+    assert_int_equal(room_op(s, STORE_ROOM_LEAVE, alice, priv, 0, NULL), STORE_OK);
+    assert_int_equal(post_status(s, alice, priv, "still here?"), STORE_FORBIDDEN);
+    assert_int_equal(room_op(s, STORE_ROOM_ADD_MEMBER, bob, priv, alice, NULL), STORE_FORBIDDEN);
+    int64_t priv2 = make_room(s, bob, "secret 2", true);
+    assert_int_equal(post_status(s, bob, priv2, "mine"), STORE_OK);
+    store_job_t jobs[3];
+    insert_init(&jobs[0], bob, priv2, "one", NULL);
+    job_init(&jobs[1], STORE_ROOM_LEAVE, bob);
+    jobs[1].in.room_id = priv2;
+    insert_init(&jobs[2], bob, priv2, "two", NULL);
+    run_together(s, jobs, 3);
+    assert_int_equal(jobs[0].out.status, STORE_OK);
+    assert_int_equal(jobs[1].out.status, STORE_OK);
+    assert_int_equal(jobs[2].out.status, STORE_FORBIDDEN);
+    for (int i = 0; i < 3; i++)
+        store_job_cleanup(&jobs[i]);
+
+    /* In a public room, posting after leaving makes a member again. */
+    assert_int_equal(post_status(s, bob, pub, "hi"), STORE_OK);
+    assert_int_equal(count_members(s, alice, pub), 2);
+    assert_int_equal(room_op(s, STORE_ROOM_LEAVE, bob, pub, 0, NULL), STORE_OK);
+    assert_int_equal(count_members(s, alice, pub), 1);
+    assert_int_equal(post_status(s, bob, pub, "back"), STORE_OK);
+    assert_int_equal(count_members(s, alice, pub), 2);
+    store_close(s);
+}
+
+/* What a rolled-back batch did must not be remembered: here a first post
+ * (which makes bob a member) is rolled back with its batch and run again. */
+static void test_known_senders_after_rollback(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t pub = make_room(s, alice, "open", false);
+    store_job_t jobs[3];
+    insert_init(&jobs[0], bob, pub, "first", NULL);
+    job_init(&jobs[1], STORE_USER_CREATE, 0);
+    jobs[1].in.email = "empty@example.com";
+    jobs[1].in.username = ""; /* breaks a CHECK constraint */
+    jobs[1].in.password_hash = "x";
+    insert_init(&jobs[2], bob, pub, "second", NULL);
+    run_together(s, jobs, 3);
+    assert_int_equal(jobs[0].out.status, STORE_OK);
+    assert_int_equal(jobs[1].out.status, STORE_ERROR);
+    assert_int_equal(jobs[2].out.status, STORE_OK);
+    for (int i = 0; i < 3; i++)
+        store_job_cleanup(&jobs[i]);
+    assert_int_equal(count_members(s, alice, pub), 2);
+    assert_int_equal(sql_int("SELECT count(*) FROM messages"), 2);
+    store_close(s);
+}
+
+/* A sender or room deleted outside chatd is noticed, even when known. */
+static void test_known_senders_deleted_outside(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t room = make_room(s, alice, "doomed", false);
+    assert_int_equal(post_status(s, bob, room, "one"), STORE_OK);
+    assert_int_equal(post_status(s, bob, 1, "one"), STORE_OK);
+    assert_int_equal(post_status(s, bob, 1, "two"), STORE_OK);
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM rooms WHERE id = %lld", (long long)room);
+    sql_exec(sql);
+    assert_int_equal(post_status(s, bob, room, "two"), STORE_NOT_FOUND);
+    assert_int_equal(post_status(s, bob, 1, "three"), STORE_OK);
+    snprintf(sql, sizeof sql, "DELETE FROM users WHERE id = %lld", (long long)bob);
+    sql_exec(sql);
+    assert_int_equal(post_status(s, bob, 1, "four"), STORE_NO_USER);
+    assert_int_equal(post_status(s, alice, 1, "still fine"), STORE_OK);
+    store_close(s);
+}
+
+/* The SQLite migration that narrows the client_id index rebuilds the
+ * messages table: every row, id and the id sequence survive it. */
+static void test_client_id_index_migration(void **state) {
+    (void)state;
+    if (pg_url != NULL)
+        skip();
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(cfg.database_url + strlen("sqlite:"), &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, "
+                                  "name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    for (size_t i = 0; i < chatd_migration_count; i++) {
+        const migration_t *m = &chatd_migrations[i];
+        if (m->backend == NULL || strcmp(m->backend, "sqlite") != 0 || m->version >= 3)
+            continue;
+        assert_int_equal(sqlite3_exec(db, m->sql, NULL, NULL, NULL), SQLITE_OK);
+        char sql[256];
+        snprintf(sql, sizeof sql, "INSERT INTO schema_migrations VALUES (%d, '%s', 1)", m->version,
+                 m->name);
+        assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    }
+    const char *fill =
+        "INSERT INTO users (email, password_hash, username, created_at) VALUES "
+        "('a@example.com', 'h', 'alice', 1);"
+        "INSERT INTO messages (sender_id, room_id, content, client_id, created_at, edited_at, "
+        "deleted) VALUES (1, 1, 'one', NULL, 10, NULL, 0), (1, 2, 'two', 'c-2', 20, 25, 0), "
+        "(1, 1, 'three', NULL, 30, NULL, 1), (1, 3, 'four', 'c-4', 40, NULL, 0);"
+        "DELETE FROM messages WHERE id = 4;";
+    assert_int_equal(sqlite3_exec(db, fill, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    store_t *s = open_store();
+    assert_int_equal(sql_int("SELECT count(*) FROM schema_migrations"), backend_migrations());
+    assert_int_equal(sql_int("SELECT count(*) FROM messages"), 3);
+    assert_int_equal(sql_int("SELECT sum(id * created_at) FROM messages"), 10 + 40 + 90);
+    assert_int_equal(sql_int("SELECT count(*) FROM messages WHERE edited_at = 25 AND deleted = 0 "
+                             "AND client_id = 'c-2' AND content = 'two' AND room_id = 2"),
+                     1);
+    assert_int_equal(sql_int("SELECT count(*) FROM messages WHERE id = 3 AND deleted = 1"), 1);
+    /* Id 4 was used once: never again. */
+    store_job_t job;
+    insert_init(&job, 1, 1, "five", NULL);
+    assert_int_equal(run(s, &job), STORE_OK);
+    assert_int_equal(job.out.message.id, 5);
+    store_job_cleanup(&job);
+    /* Posts stay idempotent. */
+    insert_init(&job, 1, 1, "again", "c-2");
+    assert_int_equal(run(s, &job), STORE_OK);
+    assert_true(job.out.duplicate);
+    assert_int_equal(job.out.message.id, 2);
+    assert_string_equal(job.out.message.content, "two");
+    store_job_cleanup(&job);
+    assert_int_equal(sql_int("SELECT count(*) FROM pragma_index_list('messages')"), 2);
+    store_close(s);
+}
+
 int main(void) {
     pg_url = getenv("CHATD_TEST_DATABASE_URL");
     if (pg_url != NULL && pg_url[0] == '\0')
@@ -1437,6 +1642,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_commit_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replay_page, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_senders, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_senders_after_rollback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_senders_deleted_outside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_id_index_migration, setup, teardown),
     };
     return cmocka_run_group_tests_name(pg_url != NULL ? "store (postgres)" : "store (sqlite)",
                                        tests, NULL, NULL);

@@ -6,9 +6,11 @@
 #include <cmocka.h>
 
 #include "chat/message_json.h"
+#include "core/timeutil.h"
 #include "chat/post.h"
 #include "core/validate.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static char *repeat(const char *unit, size_t times) {
@@ -158,6 +160,45 @@ static void test_message_json(void **state) {
     buf_free(&out);
 }
 
+/* Timestamps as time_format_rfc3339_ms writes them, whatever the order in
+ * which seconds come; the other fields in every shape. */
+static void test_message_json_fields(void **state) {
+    (void)state;
+    const int64_t times[] = {
+        1795000000123, 1795000000999, 1795000001000,   1795000000001, 1, -1, -1000,
+        -1001,         999,           253402300799999, 1795000000123};
+    for (size_t i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+        store_message_t msg = {.id = INT64_MAX,
+                               .sender_id = -5,
+                               .room_id = 0,
+                               .content = "",
+                               .created_at_ms = times[i],
+                               .edited_at_ms = times[i] + 7,
+                               .deleted = true};
+        char created[RFC3339_MS_LEN], edited[RFC3339_MS_LEN];
+        time_format_rfc3339_ms(times[i], created);
+        time_format_rfc3339_ms(times[i] + 7, edited);
+        char want[512];
+        snprintf(want, sizeof(want),
+                 "{\"id\":9223372036854775807,\"sender_id\":-5,\"room_id\":0,\"content\":\"\","
+                 "\"created_at\":\"%s\",\"sender\":\"\",\"username\":\"\",\"edited_at\":\"%s\","
+                 "\"deleted\":true}",
+                 created, edited);
+        buf_t out = BUF_INIT;
+        assert_int_equal(message_json_render(&out, &msg, NULL), 0);
+        assert_string_equal(out.data, want);
+        buf_free(&out);
+    }
+    store_message_t min = {.id = INT64_MIN, .content = "x", .content_len = 1};
+    buf_t out = BUF_INIT;
+    assert_int_equal(message_json_render(&out, &min, "message"), 0);
+    assert_string_equal(out.data,
+                        "{\"type\":\"message\",\"id\":-9223372036854775808,\"sender_id\":0,"
+                        "\"room_id\":0,\"content\":\"x\",\"created_at\":null,"
+                        "\"sender\":\"\",\"username\":\"\",\"edited_at\":null}");
+    buf_free(&out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_email),
@@ -168,6 +209,7 @@ int main(void) {
         cmocka_unit_test(test_room_name),
         cmocka_unit_test(test_parse_positive_id),
         cmocka_unit_test(test_message_json),
+        cmocka_unit_test(test_message_json_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
