@@ -137,7 +137,7 @@ clean:
 FUZZ_ws_frame := src/net/ws_frame.c src/core/utf8.c -lwslay -lcrypto
 FUZZ_config := src/core/config.c src/core/log.c src/core/buf.c src/core/timeutil.c
 FUZZ_jwt := src/auth/token.c -ljwt -ljansson -lcrypto
-FUZZ_client_event := src/chat/client_event.c src/chat/post.c src/core/validate.c \
+FUZZ_client_event := src/chat/client_event.c src/chat/post.c src/core/validate.c src/core/utf8.c \
     src/core/ratelimit.c src/core/timeutil.c -ljansson -lpthread
 # The whole server in process (fuzz/common/inproc.c counts store jobs by
 # wrapping store_submit).

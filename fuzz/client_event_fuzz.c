@@ -10,7 +10,9 @@
  *  - On 0: the event's fields are the message's own (the same strings of
  *    the same object) and valid as the REST path checks them: content and
  *    client_id pass chat_post_validate (no NUL, valid UTF-8), a read
- *    marker is a positive integer, a token a string.
+ *    marker is a positive integer, a token a string. A message event read
+ *    without a jansson tree (its root is one string holding the fields)
+ *    must say what jansson reads from the same bytes, byte for byte.
  *  - The same bytes give the same answer twice. */
 #include "chat/client_event.h"
 
@@ -36,17 +38,32 @@ static void fail(const char *what) {
 
 static const char *const type_names[] = {"message", "typing", "read", "ping", "auth"};
 
-static void check_message(const client_event_t *ev) {
-    json_t *content = json_object_get(ev->root, "content");
-    json_t *client_id = json_object_get(ev->root, "client_id");
-    if (ev->content == NULL || ev->content != json_string_value(content) ||
-        ev->content_len != json_string_length(content))
+static int same_string(const char *s, size_t len, const json_t *value) {
+    return json_is_string(value) && json_string_length(value) == len &&
+           memcmp(json_string_value(value), s, len) == 0;
+}
+
+static int inside(const char *s, size_t len, const json_t *holder) {
+    const char *base = json_string_value(holder);
+    size_t size = json_string_length(holder);
+    return s >= base && s + len <= base + size;
+}
+
+/* object: what jansson reads from the message's bytes. */
+static void check_message(const client_event_t *ev, const json_t *object) {
+    json_t *content = json_object_get(object, "content");
+    json_t *client_id = json_object_get(object, "client_id");
+    int fast = json_is_string(ev->root);
+    if (ev->content == NULL || !same_string(ev->content, ev->content_len, content) ||
+        (fast ? !inside(ev->content, ev->content_len, ev->root)
+              : ev->content != json_string_value(content)))
         fail("content is not the message's");
     if (client_id == NULL || json_is_null(client_id)) {
         if (ev->client_id != NULL || ev->client_id_len != 0)
             fail("a client_id out of nowhere");
-    } else if (ev->client_id != json_string_value(client_id) ||
-               ev->client_id_len != json_string_length(client_id)) {
+    } else if (ev->client_id == NULL || !same_string(ev->client_id, ev->client_id_len, client_id) ||
+               (fast ? !inside(ev->client_id, ev->client_id_len, ev->root)
+                     : ev->client_id != json_string_value(client_id))) {
         fail("client_id is not the message's");
     }
     if (memchr(ev->content, '\0', ev->content_len) != NULL ||
@@ -56,21 +73,38 @@ static void check_message(const client_event_t *ev) {
         fail("a message the REST path would refuse");
 }
 
-static void check_event(const client_event_t *ev) {
-    if (ev->root == NULL || !json_is_object(ev->root))
+static void check_fields(const client_event_t *ev, const json_t *object);
+
+static void check_event(const client_event_t *ev, const char *data, size_t len) {
+    json_t *object = ev->root;
+    if (json_is_string(ev->root)) {
+        /* Read without a tree: only a message event may be. */
+        if (ev->type != CLIENT_EVENT_MESSAGE)
+            fail("an event other than a message without its JSON object");
+        object = json_loadb(data, len, JSON_REJECT_DUPLICATES, NULL);
+        if (!json_is_object(object))
+            fail("a message event from bytes jansson does not read as an object");
+    } else if (ev->root == NULL || !json_is_object(ev->root)) {
         fail("an event without its JSON object");
+    }
+    check_fields(ev, object);
+    if (object != ev->root)
+        json_decref(object);
+}
+
+static void check_fields(const client_event_t *ev, const json_t *object) {
     if (ev->error_code != NULL || ev->error_message != NULL)
         fail("an event with an error");
     if ((unsigned)ev->type >= sizeof(type_names) / sizeof(type_names[0]))
         fail("an event of no known type");
-    const char *type = json_string_value(json_object_get(ev->root, "type"));
+    const char *type = json_string_value(json_object_get(object, "type"));
     if (type == NULL || strcmp(type, type_names[ev->type]) != 0)
         fail("the event's type is not the message's");
-    json_t *message_id = json_object_get(ev->root, "message_id");
-    json_t *token = json_object_get(ev->root, "token");
+    json_t *message_id = json_object_get(object, "message_id");
+    json_t *token = json_object_get(object, "token");
     switch (ev->type) {
     case CLIENT_EVENT_MESSAGE:
-        check_message(ev);
+        check_message(ev, object);
         break;
     case CLIENT_EVENT_READ:
         if (ev->message_id <= 0 || !json_is_integer(message_id) ||
@@ -123,7 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     client_event_t ev, again;
     int rc = client_event_parse(copy, size, &ev);
     if (rc == 0)
-        check_event(&ev);
+        check_event(&ev, copy, size);
     else if (rc == -1)
         check_error(&ev, copy, size);
     else

@@ -414,7 +414,7 @@ void inproc_start(const char *const *settings) {
                     sizeof(err)) != 0 ||
         password_init(cfg.argon2_memory_kib, cfg.argon2_iterations) != 0)
         die("cannot load the secret or set up hashing", err);
-    crypto_jobs_configure(cfg.argon2_concurrency, cfg.argon2_queue_limit);
+    crypto_jobs_configure(cfg.argon2_concurrency, cfg.argon2_queue_limit, cfg.argon2_idle_priority);
     if (store_open(&app.store, &cfg, err, sizeof(err)) != 0)
         die("cannot open the store", err);
     if (chat_init(&app.chat, &cfg, app.store, app.jwt_secret, app.jwt_secret_len) != 0)
