@@ -39,8 +39,10 @@ struct chat_session_s {
 
 /* A message or read marker from the client on its way through the store. */
 typedef struct {
-    chat_post_t post;
-    store_job_t read_job;
+    union { /* one job each: a message or a read marker */
+        chat_post_t post;
+        store_job_t read_job;
+    };
     chat_session_t *session;
     json_t *root; /* owns the strings the job points into */
 } session_job_t;

@@ -186,3 +186,35 @@ void write_cache_forget_member(write_cache_t *c, int64_t room_id, int64_t user_i
     }
     c->members[hole] = (member_t){0, 0};
 }
+
+/* ------------------------------------------------------------ the writer */
+
+void write_cache_before(write_cache_t *c, const store_job_t *job) {
+    if (c == NULL)
+        return;
+    switch (job->op) {
+    case STORE_MESSAGE_INSERT:
+    case STORE_READ_MARK:
+    case STORE_USER_CREATE:
+    case STORE_ROOM_CREATE:
+    case STORE_ROOM_JOIN:
+    case STORE_ROOM_ADD_MEMBER:
+    case STORE_DM_OPEN:
+        return;
+    case STORE_ROOM_LEAVE:
+        write_cache_forget_member(c, job->in.room_id, job->auth_user_id);
+        return;
+    default:
+        write_cache_clear(c);
+    }
+}
+
+void write_cache_learn_post(write_cache_t *c, const store_job_t *job) {
+    const store_message_t *m = &job->out.message;
+    if (c == NULL || job->op != STORE_MESSAGE_INSERT || job->out.status != STORE_OK ||
+        job->out.duplicate || m->sender_email == NULL || m->sender_username == NULL)
+        return;
+    if (write_cache_put_user(c, m->sender_id, m->sender_email, strlen(m->sender_email),
+                             m->sender_username, strlen(m->sender_username)) == 0)
+        (void)write_cache_put_member(c, m->room_id, m->sender_id);
+}

@@ -16,6 +16,8 @@
 #ifndef CHATD_STORE_WRITE_CACHE_H
 #define CHATD_STORE_WRITE_CACHE_H
 
+#include "store/store.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,5 +52,14 @@ bool write_cache_is_member(const write_cache_t *cache, int64_t room_id, int64_t 
 /* 0, or -1 when out of memory (nothing cached). */
 int write_cache_put_member(write_cache_t *cache, int64_t room_id, int64_t user_id);
 void write_cache_forget_member(write_cache_t *cache, int64_t room_id, int64_t user_id);
+
+/* Before the writer runs job: forgets what the job may make untrue (a
+ * leave ends a membership; an operation not known here, everything).
+ * cache may be NULL. */
+void write_cache_before(write_cache_t *cache, const store_job_t *job);
+/* After a message insert ran on the full path (look-ups, access check):
+ * when it stored a new message, its sender exists under those names and
+ * is now a member of the room. A cache that cannot grow is only slower. */
+void write_cache_learn_post(write_cache_t *cache, const store_job_t *job);
 
 #endif
