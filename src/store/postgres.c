@@ -44,18 +44,23 @@ typedef struct {
     uint64_t next_reconnect_ns;
     bool discard; /* the session's state is unknown: replace it */
     bool prepared[STMT_COUNT];
-    bool insert_prepared; /* both insert statements */
+    bool insert_prepared;
+    bool known_prepared;
     write_cache_t *cache; /* the writer's, made by its first full-path insert */
-    /* Per job of the pipeline being read: which statement it was sent as. */
+    /* Per job of the pipeline being run: its insert_path_t. */
     unsigned char *paths;
     size_t paths_cap;
     bool known_fk_failed; /* a known insert broke a foreign key: rerun the batch */
 } pg_db_t;
 
+/* How a job of a pipeline is answered. */
 typedef enum {
-    PATH_FULL,
-    PATH_KNOWN,
-    PATH_REPEAT /* known, but inserted nothing: the full statement answers */
+    PATH_FULL,   /* sent as the full statement */
+    PATH_KNOWN,  /* sent as the known member's insert */
+    PATH_AGAIN,  /* the known insert stored nothing (a client_id repeat): the
+                  * full statement answers after the pipeline */
+    PATH_LOOKUP, /* a repeat whose row the full statement could not see (another
+                  * writer committed it after the snapshot): looked up after */
 } insert_path_t;
 
 static const char INSERT_NAME[] = "message_insert_checked";
@@ -208,7 +213,7 @@ static int pg_ensure(store_db_t *db) {
     d->discard = false;
     /* Prepared statements belong to the old session. */
     memset(d->prepared, 0, sizeof d->prepared);
-    d->insert_prepared = false;
+    d->insert_prepared = d->known_prepared = false;
     /* The server may have come back with other data (restored from a
      * backup): relearn. */
     write_cache_clear(d->cache);
@@ -377,7 +382,37 @@ static int insert_outcome(const PGresult *res, store_job_t *job, int64_t now) {
     return store_message_set_text(m, &t);
 }
 
-/* The rare path of insert_outcome returning 1. */
+/* Fills job->out from the known insert's result. Returns 0, 1 when it
+ * inserted nothing (a client_id repeat), or -1 (out of memory). */
+static int known_outcome(pg_db_t *d, const PGresult *res, store_job_t *job, int64_t now) {
+    if (PQntuples(res) == 0)
+        return 1;
+    /* Nothing changes the cache while a pipeline is read, so the sender
+     * is still there. */
+    const cached_user_t *u = write_cache_user(d->cache, job->auth_user_id);
+    if (u == NULL || PQntuples(res) != 1)
+        return -1;
+    store_message_t *m = &job->out.message;
+    m->id = result_int(res, 0);
+    m->sender_id = job->auth_user_id;
+    m->room_id = job->in.room_id;
+    m->created_at_ms = now;
+    const char *cid = job->in.client_id;
+    store_message_text_t t = {.content = job->in.content,
+                              .content_len = job->in.content_len,
+                              .client_id = cid,
+                              .client_id_len = cid != NULL ? strlen(cid) : 0,
+                              .email = u->email,
+                              .email_len = u->email_len,
+                              .username = u->username,
+                              .username_len = u->username_len};
+    if (store_message_set_text(m, &t) < 0)
+        return -1;
+    job->out.status = STORE_OK;
+    return 0;
+}
+
+/* A client_id repeat whose stored row the full statement could not see. */
 static int lookup_repeat(pg_db_t *d, store_job_t *job) {
     store_job_cleanup(job);
     db_param_t k[] = {DBP_INT(job->auth_user_id), DBP_STR(job->in.client_id)};
@@ -417,21 +452,52 @@ static bool command_ok(pg_db_t *d, PGresult *res, const char *what, const char *
     return ok;
 }
 
-static int send_insert(pg_db_t *d, store_job_t *job, int64_t now) {
+static bool foreign_key_violation(const PGresult *res) {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    return state != NULL && strcmp(state, "23503") == 0;
+}
+
+/* Both insert statements take the same parameters. */
+static void insert_params(const store_job_t *job, int64_t now, pg_params_t *pp) {
     const char *cid = job->in.client_id;
     db_param_t p[] = {DBP_INT(job->auth_user_id), DBP_INT(job->in.room_id),
                       DBP_TEXT(job->in.content, job->in.content_len),
                       cid != NULL ? DBP_STR(cid) : DBP_NULL(), DBP_INT(now)};
-    pg_params_t pp;
-    set_params(&pp, p, 5);
-    return PQsendQueryPrepared(d->conn, INSERT_NAME, 5, pp.values, pp.lengths, pp.formats, 0) ? 0
-                                                                                              : -1;
+    set_params(pp, p, 5);
 }
 
-/* Reads each command's result into its job. Returns 0 when the server ran
- * every command, -1 when it reported an error (the transaction is then
- * aborted) or the connection broke. A reply that cannot be built (out of
- * memory) marks its job STORE_ERROR and sets *oom. */
+static bool is_known(pg_db_t *d, const store_job_t *job) {
+    return d->cache != NULL && write_cache_user(d->cache, job->auth_user_id) != NULL &&
+           write_cache_is_member(d->cache, job->in.room_id, job->auth_user_id);
+}
+
+static int send_insert(pg_db_t *d, store_job_t *job, insert_path_t path, int64_t now) {
+    pg_params_t pp;
+    insert_params(job, now, &pp);
+    const char *name = path == PATH_KNOWN ? KNOWN_NAME : INSERT_NAME;
+    return PQsendQueryPrepared(d->conn, name, 5, pp.values, pp.lengths, pp.formats, 0) ? 0 : -1;
+}
+
+/* The full statement for one job, outside any pipeline; 0 or -1. */
+static int run_full(pg_db_t *d, store_job_t *job, int64_t now) {
+    pg_params_t pp;
+    insert_params(job, now, &pp);
+    PGresult *res = PQexecPrepared(d->conn, INSERT_NAME, 5, pp.values, pp.lengths, pp.formats, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_db_error(d, INSERT_NAME, res);
+        PQclear(res);
+        return -1;
+    }
+    int rc = insert_outcome(res, job, now);
+    PQclear(res);
+    return rc == 1 ? lookup_repeat(d, job) : rc;
+}
+
+/* Reads each command's result into its job, and into d->paths what is
+ * left to do for it. Returns 0 when the server ran every command, -1 when
+ * it reported an error (the transaction is then aborted) or the connection
+ * broke. A reply that cannot be built (out of memory) marks its job
+ * STORE_ERROR and sets *oom. */
 static int read_results(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx, int64_t now,
                         bool *oom) {
     PGresult *res;
@@ -440,22 +506,30 @@ static int read_results(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx, i
     bool ok = true;
     for (size_t i = 0; i < n; i++) {
         store_job_t *job = jobs[i];
+        bool known = d->paths[i] == PATH_KNOWN;
         if (job->out.status == STORE_ERROR)
             continue; /* never sent */
         if ((res = take_result(d)) == NULL)
             return -1;
         if (PQresultStatus(res) != PGRES_TUPLES_OK || !ok) {
-            ok = command_ok(d, res, INSERT_NAME, NULL) && ok;
+            if (ok && known && foreign_key_violation(res)) {
+                /* Not news: pg_write_batch runs the batch again. */
+                d->known_fk_failed = true;
+                PQclear(res);
+                ok = false;
+            } else {
+                ok = command_ok(d, res, known ? KNOWN_NAME : INSERT_NAME, NULL) && ok;
+            }
             continue;
         }
-        int rc = insert_outcome(res, job, now);
+        int rc = known ? known_outcome(d, res, job, now) : insert_outcome(res, job, now);
         PQclear(res);
         if (rc < 0) {
             store_job_cleanup(job);
             job->out.status = STORE_ERROR;
             *oom = true;
         } else if (rc == 1) {
-            job->out.status = STORE_CONFLICT; /* marks the look-up; never an insert's */
+            d->paths[i] = known ? PATH_AGAIN : PATH_LOOKUP;
         }
     }
     if (own_tx && ok)
@@ -485,17 +559,62 @@ static bool end_pipeline(pg_db_t *d, size_t n) {
     return false;
 }
 
+/* Prepares the insert statements once per session; 0 or -1. */
+static int prepare_inserts(pg_db_t *d) {
+    if (!d->insert_prepared && prepare(d, INSERT_NAME, INSERT_SQL, 5, INSERT_TYPES) == 0)
+        d->insert_prepared = true;
+    if (d->insert_prepared && !d->known_prepared &&
+        prepare(d, KNOWN_NAME, KNOWN_SQL, 5, INSERT_TYPES) == 0)
+        d->known_prepared = true;
+    return d->insert_prepared && d->known_prepared ? 0 : -1;
+}
+
+static int reserve_paths(pg_db_t *d, size_t n) {
+    if (n <= d->paths_cap)
+        return 0;
+    unsigned char *grown = realloc(d->paths, n);
+    if (grown == NULL) {
+        log_error("store: out of memory", LOG_I("bytes", n));
+        return -1;
+    }
+    d->paths = grown;
+    d->paths_cap = n;
+    return 0;
+}
+
+/* After the pipeline: answers the jobs it left open, and learns from those
+ * that went the full way. Same return convention as insert_pipeline. */
+static int finish_inserts(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx, int64_t now) {
+    for (size_t i = 0; i < n; i++) {
+        store_job_t *job = jobs[i];
+        insert_path_t path = d->paths[i];
+        int rc = path == PATH_AGAIN    ? run_full(d, job, now)
+                 : path == PATH_LOOKUP ? lookup_repeat(d, job)
+                                       : 0;
+        if (rc < 0) {
+            if (!own_tx)
+                return -1;
+            store_job_cleanup(job);
+            job->out.status = STORE_ERROR;
+        }
+        if (path == PATH_KNOWN || job->out.status != STORE_OK || job->out.duplicate)
+            continue;
+        if (d->cache == NULL)
+            d->cache = write_cache_new();
+        write_cache_learn_post(d->cache, job);
+    }
+    return 0;
+}
+
 /* Runs the inserts jobs[0..n) as one pipeline, inside a transaction of its
  * own when own_tx (else inside the caller's). Returns 0, or -1 when the
  * transaction must be rolled back. With own_tx the COMMIT travels in the
  * pipeline, so once the server has run it nothing may turn into -1 (the
- * caller would run the jobs again): failures after it are per job. */
+ * caller would run the jobs again): failures after it are per job, and the
+ * statements run after it are transactions of their own. */
 static int insert_pipeline(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx) {
-    if (!d->insert_prepared) {
-        if (prepare(d, INSERT_NAME, INSERT_SQL, 5, INSERT_TYPES) < 0)
-            return -1;
-        d->insert_prepared = true;
-    }
+    if (prepare_inserts(d) < 0 || reserve_paths(d, n) < 0)
+        return -1;
     if (!PQenterPipelineMode(d->conn)) {
         log_db_error(d, "pipeline", NULL);
         return -1;
@@ -503,9 +622,10 @@ static int insert_pipeline(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx
     int64_t now = time_wall_ms();
     bool sent = !own_tx || PQsendQueryParams(d->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
     for (size_t i = 0; sent && i < n; i++) {
+        d->paths[i] = is_known(d, jobs[i]) ? PATH_KNOWN : PATH_FULL;
         /* A job without its inputs is answered without being sent. */
         if (store_ops_check_inputs(jobs[i]))
-            sent = send_insert(d, jobs[i], now) == 0;
+            sent = send_insert(d, jobs[i], d->paths[i], now) == 0;
     }
     if (sent && own_tx)
         sent = PQsendQueryParams(d->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0);
@@ -518,16 +638,7 @@ static int insert_pipeline(pg_db_t *d, store_job_t **jobs, size_t n, bool own_tx
     int rc = read_results(d, jobs, n, own_tx, now, &oom);
     if (!end_pipeline(d, n) || rc < 0 || (oom && !own_tx))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        store_job_t *job = jobs[i];
-        if (job->out.status != STORE_CONFLICT || lookup_repeat(d, job) == 0)
-            continue;
-        if (!own_tx)
-            return -1;
-        store_job_cleanup(job);
-        job->out.status = STORE_ERROR;
-    }
-    return 0;
+    return finish_inserts(d, jobs, n, own_tx, now);
 }
 
 static int pg_message_insert(store_db_t *db, store_job_t *job) {
@@ -543,6 +654,8 @@ static int mixed_batch(pg_db_t *d, store_job_t **jobs, size_t n) {
         size_t inserts = 0;
         while (i + inserts < n && jobs[i + inserts]->op == STORE_MESSAGE_INSERT)
             inserts++;
+        if (inserts == 0)
+            write_cache_before(d->cache, jobs[i]);
         int rc = inserts > 0 ? insert_pipeline(d, jobs + i, inserts, false)
                              : store_ops_run(&d->base, jobs[i]);
         if (rc < 0)
@@ -552,18 +665,33 @@ static int mixed_batch(pg_db_t *d, store_job_t **jobs, size_t n) {
     return pg_exec(&d->base, "COMMIT", NULL, 0);
 }
 
-static int pg_write_batch(store_db_t *db, store_job_t **jobs, size_t n) {
-    pg_db_t *d = (pg_db_t *)db;
+/* One attempt at a batch: 0, or -1 when its transaction must be rolled
+ * back. */
+static int write_once(pg_db_t *d, store_job_t **jobs, size_t n) {
     size_t inserts = 0;
     for (size_t i = 0; i < n; i++)
         inserts += jobs[i]->op == STORE_MESSAGE_INSERT;
-    int rc = inserts == n   ? insert_pipeline(d, jobs, n, true)
-             : inserts == 0 ? store_ops_write_batch(db, jobs, n)
-                            : mixed_batch(d, jobs, n);
-    if (rc == 0)
-        return 0;
-    if (!pg_broken(db))
+    return inserts == n ? insert_pipeline(d, jobs, n, true) : mixed_batch(d, jobs, n);
+}
+
+static int pg_write_batch(store_db_t *db, store_job_t **jobs, size_t n) {
+    pg_db_t *d = (pg_db_t *)db;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        d->known_fk_failed = false;
+        if (write_once(d, jobs, n) == 0)
+            return 0;
+        /* What the rolled-back transaction taught the cache may be untrue. */
+        write_cache_clear(d->cache);
+        if (pg_broken(db))
+            break;
         pg_exec(db, "ROLLBACK", NULL, 0);
+        if (!d->known_fk_failed)
+            break;
+        /* A known sender or room was deleted behind chatd's back: with the
+         * cache empty, the full statements say which. */
+        for (size_t i = 0; i < n; i++)
+            store_job_cleanup(jobs[i]);
+    }
     return -1;
 }
 

@@ -1562,6 +1562,63 @@ static void test_known_senders_deleted_outside(void **state) {
     store_close(s);
 }
 
+/* Known senders in one batch: a client_id repeated within the batch is
+ * still one message, and a room deleted behind chatd's back fails only the
+ * message posted into it (without rolling the batch back job by job). */
+static void test_known_senders_batched(void **state) {
+    (void)state;
+    store_t *s = open_store();
+    int64_t alice = make_user(s, "alice@example.com", "alice");
+    int64_t bob = make_user(s, "bob@example.com", "bob");
+    int64_t room = make_room(s, alice, "doomed", false);
+    assert_int_equal(post_status(s, bob, room, "one"), STORE_OK);
+    assert_int_equal(post_status(s, bob, 1, "one"), STORE_OK);
+    assert_int_equal(post_status(s, alice, 1, "one"), STORE_OK);
+
+    store_job_t jobs[4];
+    insert_init(&jobs[0], alice, 1, "first", "c-7");
+    insert_init(&jobs[1], alice, 1, "second", "c-7");
+    insert_init(&jobs[2], bob, 1, "mine", "c-7");
+    insert_init(&jobs[3], alice, 1, "third", NULL);
+    run_together(s, jobs, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(jobs[i].out.status, STORE_OK);
+    assert_false(jobs[0].out.duplicate);
+    assert_true(jobs[1].out.duplicate);
+    assert_int_equal(jobs[1].out.message.id, jobs[0].out.message.id);
+    assert_string_equal(jobs[1].out.message.content, "first");
+    assert_string_equal(jobs[1].out.message.sender_username, "alice");
+    assert_false(jobs[2].out.duplicate);
+    assert_string_equal(jobs[2].out.message.sender_email, "bob@example.com");
+    assert_true(jobs[3].out.message.id > jobs[2].out.message.id);
+    for (int i = 0; i < 4; i++)
+        store_job_cleanup(&jobs[i]);
+
+    char sql[128];
+    snprintf(sql, sizeof sql, "DELETE FROM rooms WHERE id = %lld", (long long)room);
+    sql_exec(sql);
+    store_stats_t before, after;
+    store_get_stats(s, &before);
+    insert_init(&jobs[0], alice, 1, "before", NULL);
+    insert_init(&jobs[1], bob, room, "gone", NULL);
+    insert_init(&jobs[2], bob, 1, "after", NULL);
+    insert_init(&jobs[3], alice, 1, "again", "c-7");
+    run_together(s, jobs, 4);
+    assert_int_equal(jobs[0].out.status, STORE_OK);
+    assert_int_equal(jobs[1].out.status, STORE_NOT_FOUND);
+    assert_int_equal(jobs[2].out.status, STORE_OK);
+    assert_string_equal(jobs[2].out.message.sender_username, "bob");
+    assert_int_equal(jobs[3].out.status, STORE_OK);
+    assert_true(jobs[3].out.duplicate);
+    for (int i = 0; i < 4; i++)
+        store_job_cleanup(&jobs[i]);
+    store_get_stats(s, &after);
+    assert_int_equal(after.errors, before.errors);
+    assert_int_equal(after.messages_stored - before.messages_stored, 2);
+    assert_int_equal(sql_int("SELECT count(*) FROM messages WHERE room_id = 1"), 7);
+    store_close(s);
+}
+
 /* The SQLite migration that narrows the client_id index rebuilds the
  * messages table: every row, id and the id sequence survive it. */
 static void test_client_id_index_migration(void **state) {
@@ -1645,6 +1702,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_known_senders, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_senders_after_rollback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_known_senders_deleted_outside, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_known_senders_batched, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_id_index_migration, setup, teardown),
     };
     return cmocka_run_group_tests_name(pg_url != NULL ? "store (postgres)" : "store (sqlite)",

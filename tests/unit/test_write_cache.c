@@ -108,11 +108,63 @@ static void test_members_random(void **state) {
     write_cache_free(c);
 }
 
+/* What the writer tells the cache around each job. */
+static void test_writer_hooks(void **state) {
+    (void)state;
+    write_cache_t *c = write_cache_new();
+    store_job_t job;
+    memset(&job, 0, sizeof job);
+    job.op = STORE_MESSAGE_INSERT;
+    job.out.status = STORE_OK;
+    job.out.message = (store_message_t){
+        .sender_id = 5, .room_id = 9, .sender_email = "e@example.com", .sender_username = "eve"};
+    write_cache_learn_post(c, &job);
+    assert_string_equal(write_cache_user(c, 5)->username, "eve");
+    assert_true(write_cache_is_member(c, 9, 5));
+    /* A repeat or a refusal teaches nothing. */
+    job.out.message.room_id = 10;
+    job.out.duplicate = true;
+    write_cache_learn_post(c, &job);
+    job.out.duplicate = false;
+    job.out.status = STORE_FORBIDDEN;
+    write_cache_learn_post(c, &job);
+    assert_false(write_cache_is_member(c, 10, 5));
+    write_cache_learn_post(NULL, &job);
+
+    /* Writes that cannot end a membership leave the cache alone. */
+    memset(&job, 0, sizeof job);
+    job.auth_user_id = 5;
+    job.in.room_id = 9;
+    const store_op_t keep[] = {STORE_MESSAGE_INSERT, STORE_READ_MARK, STORE_USER_CREATE,
+                               STORE_ROOM_CREATE,    STORE_ROOM_JOIN, STORE_ROOM_ADD_MEMBER,
+                               STORE_DM_OPEN};
+    for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+        job.op = keep[i];
+        write_cache_before(c, &job);
+        assert_true(write_cache_is_member(c, 9, 5));
+    }
+    /* A leave forgets that one membership, not the sender. */
+    assert_int_equal(write_cache_put_member(c, 8, 5), 0);
+    job.op = STORE_ROOM_LEAVE;
+    write_cache_before(c, &job);
+    assert_false(write_cache_is_member(c, 9, 5));
+    assert_true(write_cache_is_member(c, 8, 5));
+    assert_non_null(write_cache_user(c, 5));
+    /* Anything else: everything goes. */
+    job.op = STORE_PING;
+    write_cache_before(c, &job);
+    assert_false(write_cache_is_member(c, 8, 5));
+    assert_null(write_cache_user(c, 5));
+    write_cache_before(NULL, &job);
+    write_cache_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_users),
         cmocka_unit_test(test_bounded),
         cmocka_unit_test(test_members_random),
+        cmocka_unit_test(test_writer_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
