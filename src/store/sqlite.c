@@ -302,15 +302,9 @@ static int insert_known(sqlite_db_t *d, store_job_t *job) {
  * names and is now a member of the room. A cache that cannot grow is only
  * slower. */
 static void learn_sender(sqlite_db_t *d, const store_job_t *job) {
-    const store_message_t *m = &job->out.message;
-    if (job->out.status != STORE_OK || job->out.duplicate || m->sender_email == NULL ||
-        m->sender_username == NULL)
-        return;
     if (d->cache == NULL && (d->cache = write_cache_new()) == NULL)
         return;
-    if (write_cache_put_user(d->cache, m->sender_id, m->sender_email, strlen(m->sender_email),
-                             m->sender_username, strlen(m->sender_username)) == 0)
-        (void)write_cache_put_member(d->cache, m->room_id, m->sender_id);
+    write_cache_learn_post(d->cache, job);
 }
 
 static int sq_message_insert(store_db_t *db, store_job_t *job) {
@@ -322,28 +316,6 @@ static int sq_message_insert(store_db_t *db, store_job_t *job) {
         return -1;
     learn_sender(d, job);
     return 0;
-}
-
-/* Keeps the cache true before a job runs: only a leave (or an operation
- * this file does not know) can end a membership. */
-static void forget_for(sqlite_db_t *d, const store_job_t *job) {
-    if (d->cache == NULL)
-        return;
-    switch (job->op) {
-    case STORE_MESSAGE_INSERT:
-    case STORE_READ_MARK:
-    case STORE_USER_CREATE:
-    case STORE_ROOM_CREATE:
-    case STORE_ROOM_JOIN:
-    case STORE_ROOM_ADD_MEMBER:
-    case STORE_DM_OPEN:
-        return;
-    case STORE_ROOM_LEAVE:
-        write_cache_forget_member(d->cache, job->in.room_id, job->auth_user_id);
-        return;
-    default:
-        write_cache_clear(d->cache);
-    }
 }
 
 /* Runs BEGIN, COMMIT or ROLLBACK through a statement prepared once:
@@ -371,7 +343,7 @@ static int sq_write_batch(store_db_t *db, store_job_t **jobs, size_t n) {
     if (run_tx(d, TX_BEGIN) < 0)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        forget_for(d, jobs[i]);
+        write_cache_before(d->cache, jobs[i]); /* keeps the cache true */
         if (store_ops_run(db, jobs[i]) < 0)
             goto rollback;
     }
