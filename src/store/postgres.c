@@ -392,24 +392,7 @@ static int known_outcome(pg_db_t *d, const PGresult *res, store_job_t *job, int6
     const cached_user_t *u = write_cache_user(d->cache, job->auth_user_id);
     if (u == NULL || PQntuples(res) != 1)
         return -1;
-    store_message_t *m = &job->out.message;
-    m->id = result_int(res, 0);
-    m->sender_id = job->auth_user_id;
-    m->room_id = job->in.room_id;
-    m->created_at_ms = now;
-    const char *cid = job->in.client_id;
-    store_message_text_t t = {.content = job->in.content,
-                              .content_len = job->in.content_len,
-                              .client_id = cid,
-                              .client_id_len = cid != NULL ? strlen(cid) : 0,
-                              .email = u->email,
-                              .email_len = u->email_len,
-                              .username = u->username,
-                              .username_len = u->username_len};
-    if (store_message_set_text(m, &t) < 0)
-        return -1;
-    job->out.status = STORE_OK;
-    return 0;
+    return write_cache_fill_post(u, job, result_int(res, 0), now);
 }
 
 /* A client_id repeat whose stored row the full statement could not see. */

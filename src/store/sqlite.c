@@ -279,23 +279,7 @@ static int insert_known(sqlite_db_t *d, store_job_t *job) {
         return -1;
     if (inserted == 0)
         return 0;
-    store_message_t *m = &job->out.message;
-    m->id = sqlite3_last_insert_rowid(d->conn);
-    m->sender_id = sender;
-    m->room_id = room;
-    m->created_at_ms = now;
-    store_message_text_t t = {.content = job->in.content,
-                              .content_len = job->in.content_len,
-                              .client_id = cid,
-                              .client_id_len = cid != NULL ? strlen(cid) : 0,
-                              .email = u->email,
-                              .email_len = u->email_len,
-                              .username = u->username,
-                              .username_len = u->username_len};
-    if (store_message_set_text(m, &t) < 0)
-        return -1;
-    job->out.status = STORE_OK;
-    return 1;
+    return write_cache_fill_post(u, job, sqlite3_last_insert_rowid(d->conn), now) < 0 ? -1 : 1;
 }
 
 /* After the generic insert stored a message: its sender exists under these

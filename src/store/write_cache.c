@@ -3,6 +3,8 @@
  * start at 1. */
 #include "store/write_cache.h"
 
+#include "store/backend.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,4 +219,25 @@ void write_cache_learn_post(write_cache_t *c, const store_job_t *job) {
     if (write_cache_put_user(c, m->sender_id, m->sender_email, strlen(m->sender_email),
                              m->sender_username, strlen(m->sender_username)) == 0)
         (void)write_cache_put_member(c, m->room_id, m->sender_id);
+}
+
+int write_cache_fill_post(const cached_user_t *u, store_job_t *job, int64_t id, int64_t now_ms) {
+    store_message_t *m = &job->out.message;
+    m->id = id;
+    m->sender_id = job->auth_user_id;
+    m->room_id = job->in.room_id;
+    m->created_at_ms = now_ms;
+    const char *cid = job->in.client_id;
+    store_message_text_t t = {.content = job->in.content,
+                              .content_len = job->in.content_len,
+                              .client_id = cid,
+                              .client_id_len = cid != NULL ? strlen(cid) : 0,
+                              .email = u->email,
+                              .email_len = u->email_len,
+                              .username = u->username,
+                              .username_len = u->username_len};
+    if (store_message_set_text(m, &t) < 0)
+        return -1;
+    job->out.status = STORE_OK;
+    return 0;
 }

@@ -61,5 +61,9 @@ void write_cache_before(write_cache_t *cache, const store_job_t *job);
  * when it stored a new message, its sender exists under those names and
  * is now a member of the room. A cache that cannot grow is only slower. */
 void write_cache_learn_post(write_cache_t *cache, const store_job_t *job);
+/* After a known member's plain insert stored message id: fills
+ * job->out.message from the job's inputs and the cached sender u, and sets
+ * STORE_OK. 0, or -1 when out of memory. */
+int write_cache_fill_post(const cached_user_t *u, store_job_t *job, int64_t id, int64_t now_ms);
 
 #endif
