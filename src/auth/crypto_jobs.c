@@ -90,7 +90,11 @@ static void crypto_deliver(inbox_item_t *item) {
 }
 
 static void *hashing_thread(void *arg) {
-    if (arg != NULL)
+    (void)arg;
+    pthread_mutex_lock(&pool.lock);
+    int lower = pool.idle_priority;
+    pthread_mutex_unlock(&pool.lock);
+    if (lower)
         lower_this_thread();
     pthread_mutex_lock(&pool.lock);
     for (;;) {
@@ -120,9 +124,7 @@ static void *hashing_thread(void *arg) {
 /* Called with the lock held. */
 static int start_threads(void) {
     while (pool.nthreads < pool.concurrency) {
-        /* The argument only says whether to lower the priority. */
-        void *lower = pool.idle_priority ? (void *)&pool : NULL;
-        int rc = pthread_create(&pool.threads[pool.nthreads], NULL, hashing_thread, lower);
+        int rc = pthread_create(&pool.threads[pool.nthreads], NULL, hashing_thread, NULL);
         if (rc != 0)
             return pool.nthreads > 0 ? 0 : -rc;
         pool.nthreads++;

@@ -19,6 +19,13 @@ shared_buf_t *event_message(const store_message_t *msg) {
     return frame_of(&json, message_json_render(&json, msg, "message"));
 }
 
+shared_buf_t *event_message_in(buf_t *scratch, const store_message_t *msg) {
+    buf_reset(scratch);
+    if (message_json_render(scratch, msg, "message") != 0)
+        return NULL;
+    return ws_frame_text_buf(scratch->data, scratch->len);
+}
+
 shared_buf_t *event_typing(int64_t room_id, int64_t user_id, const char *username) {
     buf_t json = BUF_INIT;
     int rc = buf_printf(

@@ -5,9 +5,7 @@
 #include "chat/chat.h"
 
 #include "chat/events.h"
-#include "chat/message_json.h"
 #include "core/log.h"
-#include "net/ws.h"
 
 static void publish(chat_t *chat, int64_t room_id, int64_t message_id, shared_buf_t *frame) {
     hub_event_t *event = frame != NULL ? hub_event_new(room_id, message_id, 0, frame) : NULL;
@@ -19,21 +17,13 @@ static void publish(chat_t *chat, int64_t room_id, int64_t message_id, shared_bu
     hub_publish(chat->hub, event);
 }
 
-/* event_message, rendered into the writer's own buffer. */
-static shared_buf_t *message_frame(chat_t *chat, const store_message_t *msg) {
-    buf_reset(&chat->commit_json);
-    if (message_json_render(&chat->commit_json, msg, "message") != 0)
-        return NULL;
-    return ws_frame_text_buf(chat->commit_json.data, chat->commit_json.len);
-}
-
 static void chat_on_commit(void *ctx, const store_job_t *job) {
     chat_t *chat = ctx;
     if (atomic_load(&chat->publishing_stopped))
         return;
     if (job->op == STORE_MESSAGE_INSERT) {
         const store_message_t *msg = &job->out.message;
-        publish(chat, msg->room_id, msg->id, message_frame(chat, msg));
+        publish(chat, msg->room_id, msg->id, event_message_in(&chat->commit_json, msg));
     } else if (job->op == STORE_READ_MARK) {
         publish(chat, job->in.room_id, 0,
                 event_read(job->in.room_id, job->auth_user_id, job->out.read_message_id));
